@@ -1,0 +1,36 @@
+# Set-up and everyday commands. `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROMPT ?= a futuristic city at sunset with flying cars
+
+.PHONY: install demo test lint format clean
+
+$(BIN)/imagineer: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch is pinned in pyproject.toml and installed in the same command, so no CUDA build comes.
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/imagineer
+
+demo: install
+	$(BIN)/imagineer imagine "$(PROMPT)" --out outputs/demo
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install
+	bash scripts/ensure-test-services.sh
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -q
+
+format: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
