@@ -20,7 +20,7 @@ COLOUR_RGB: dict[str, RGB] = {
 }
 # Bounding box of each kind, in units of the object size (width, height).
 _SHAPE: dict[str, tuple[float, float]] = {
-    "flying_car": (1.0, 0.55),
+    "flying_car": (1.0, 0.62),
     "bird": (1.0, 0.5),
     "balloon": (0.62, 1.0),
     "boat": (0.85, 1.0),
@@ -146,16 +146,36 @@ def _outline_width(c: Canvas, b: Box) -> int:
 
 def _car(c: Canvas, b: Box, colour: RGB, light: Lighting, r: float) -> None:
     ow = _outline_width(c, b)
-    glow = (130, 245, 255)
-    c.draw.ellipse((b.x0 + 0.08 * b.w, b.y0 + 0.62 * b.h, b.x1 - 0.08 * b.w, b.y1), fill=glow)
-    canopy = (b.x0 + 0.25 * b.w, b.y0, b.x1 - 0.25 * b.w, b.y0 + 0.7 * b.h)
-    c.draw.ellipse(canopy, fill=(175, 215, 240), outline=_OUTLINE, width=ow)
-    body = (b.x0, b.y0 + 0.3 * b.h, b.x1, b.y0 + 0.78 * b.h)
-    c.draw.rounded_rectangle(body, radius=0.24 * b.h, fill=colour, outline=_OUTLINE, width=ow)
-    lamp_x = b.x1 - 0.1 * b.w if r < 0.5 else b.x0 + 0.03 * b.w
-    c.draw.rectangle(
-        (lamp_x, b.y0 + 0.42 * b.h, lamp_x + 0.07 * b.w, b.y0 + 0.55 * b.h), fill=(255, 250, 200)
+    facing = 1.0 if r < 0.5 else -1.0  # which way the car points
+
+    def fx(t: float) -> float:  # t in [0, 1] from the car's tail to its nose
+        return b.cx + (t - 0.5) * b.w * facing
+
+    c.draw.ellipse(
+        (b.x0 + 0.05 * b.w, b.y0 + 0.66 * b.h, b.x1 - 0.05 * b.w, b.y1), fill=(150, 250, 255)
     )
+    c.draw.ellipse(
+        (b.x0 + 0.2 * b.w, b.y0 + 0.72 * b.h, b.x1 - 0.2 * b.w, b.y1 - 0.06 * b.h),
+        fill=(235, 255, 255),
+    )
+    cabin = [
+        (fx(0.2), b.y0 + 0.42 * b.h),
+        (fx(0.3), b.y0),
+        (fx(0.62), b.y0),
+        (fx(0.78), b.y0 + 0.42 * b.h),
+    ]
+    c.draw.polygon(cabin, fill=colour, outline=_OUTLINE, width=ow)
+    glass = [
+        (fx(0.3), b.y0 + 0.4 * b.h),
+        (fx(0.36), b.y0 + 0.12 * b.h),
+        (fx(0.6), b.y0 + 0.12 * b.h),
+        (fx(0.7), b.y0 + 0.4 * b.h),
+    ]
+    c.draw.polygon(glass, fill=(170, 210, 235))
+    body = (b.x0, b.y0 + 0.36 * b.h, b.x1, b.y0 + 0.8 * b.h)
+    c.draw.rounded_rectangle(body, radius=0.2 * b.h, fill=colour, outline=_OUTLINE, width=ow)
+    lamp = sorted((fx(0.9), fx(0.98)))
+    c.draw.rectangle((lamp[0], b.y0 + 0.46 * b.h, lamp[1], b.y0 + 0.58 * b.h), fill=(255, 250, 200))
 
 
 def _bird(c: Canvas, b: Box, colour: RGB, light: Lighting, r: float) -> None:
