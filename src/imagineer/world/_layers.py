@@ -189,7 +189,8 @@ _GROUND: dict[str, RGB] = {
 def ground_colour(scene: Scene, light: Lighting) -> RGB:
     base = _GROUND[scene.landscape]
     if scene.weather == "snowy" and scene.landscape != "sea":
-        base = mix(base, (240, 243, 248), 0.75)
+        # snow stays bright in any light, so snowy ground reads as white even at sunset
+        return lit(mix(base, (240, 243, 248), 0.8), light, 0.45 if light.windows_lit else 0.85)
     return lit(base, light)
 
 
@@ -219,10 +220,11 @@ def draw_landscape(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Gene
     phases = rng.random((3, 2))
     trees = rng.random((48, 2))
     glints = rng.random((14, 3))
+    far = rng.random((13, 3))
     h, kind = HORIZON, scene.landscape
-    c.draw.rectangle((0, c.y(h), c.width, c.height), fill=ground_colour(scene, light))
+    _ground_bands(c, scene, light)
     if kind == "mountains":
-        _draw_mountains(c, scene, light, peaks)
+        _draw_mountains(c, scene, light, peaks, far)
     elif kind == "hills":
         xs = np.linspace(-0.02, 1.02, 40)
         back = _snowy(scene, (125, 170, 100))
@@ -251,28 +253,59 @@ def draw_landscape(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Gene
             )
 
 
-def _draw_mountains(c: Canvas, scene: Scene, light: Lighting, r: np.ndarray) -> None:
+def _ground_bands(c: Canvas, scene: Scene, light: Lighting) -> None:
+    """Ground from the horizon down: hazy near the horizon, darker towards the viewer."""
+    ground = ground_colour(scene, light)
+    bands = 8
+    for i in range(bands):
+        t = i / (bands - 1)
+        colour = mix(mix(ground, light.sky_horizon, 0.3 * (1 - t) ** 2), (0, 0, 0), 0.16 * t)
+        y0 = HORIZON + (1 - HORIZON) * (i / bands) ** 1.6
+        c.draw.rectangle((0, c.y(y0), c.width, c.height), fill=colour)
+
+
+def _jagged(r: np.ndarray, top: float, low: float, depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """A mountain ridge: peaks (odd points) and valleys (even points), each flank roughened."""
+    n = len(r) // 2
+    xs = np.linspace(-0.05, 1.05, 2 * n + 1)
+    xs[1::2] += (r[:n, 2] - 0.5) * 0.6 / n
+    ys = np.empty(2 * n + 1)
+    ys[0::2] = low - 0.07 * r[: n + 1, 0]
+    ys[1::2] = top - depth * r[:n, 1]
+    # a kink halfway down each flank keeps the ridge from looking like a saw blade
+    mid_x = (xs[:-1] + xs[1:]) / 2
+    mid_y = (ys[:-1] + ys[1:]) / 2 + (r[: 2 * n, 0] - 0.5) * 0.05
+    out_x = np.empty(4 * n + 1)
+    out_y = np.empty(4 * n + 1)
+    out_x[0::2], out_y[0::2] = xs, ys
+    out_x[1::2], out_y[1::2] = mid_x, mid_y
+    return out_x, out_y
+
+
+def _draw_mountains(
+    c: Canvas, scene: Scene, light: Lighting, r: np.ndarray, far: np.ndarray
+) -> None:
     h = HORIZON
-    xs = np.linspace(-0.05, 1.05, 17)
-    xs[1::2] += (r[:8, 2] - 0.5) * 0.05
-    ys = np.empty(17)
-    ys[0::2] = h - 0.02 - 0.07 * r[:, 0]
-    ys[1::2] = h - 0.17 - 0.17 * r[:8, 1]
-    _ridge(c, xs, ys, lit(_snowy(scene, (112, 118, 148), 0.35), light), h + 0.01)
+    fx, fy = _jagged(far[:12], h - 0.12, h - 0.04, 0.1)
+    haze = mix(lit(_snowy(scene, (125, 130, 160), 0.35), light), light.sky_horizon, 0.45)
+    _ridge(c, fx, fy, haze, h + 0.01)
+    xs, ys = _jagged(np.concatenate([r, r[:8]])[:16], h - 0.16, h - 0.02, 0.17)
+    _ridge(c, xs, ys, lit(_snowy(scene, (105, 112, 142), 0.35), light), h + 0.01)
     snow = lit((240, 242, 248), light, 0.3)
-    for i in range(1, 17, 2):
-        # the cap follows the two flanks down a fixed fraction of the peak's height
-        top, depth = float(ys[i]), 0.3 + 0.1 * r[i // 2, 2]
-        left = (xs[i] + (xs[i - 1] - xs[i]) * depth, top + (ys[i - 1] - top) * depth)
-        right = (xs[i] + (xs[i + 1] - xs[i]) * depth, top + (ys[i + 1] - top) * depth)
-        cap = [(xs[i], top), right, (xs[i], top + (min(left[1], right[1]) - top) * 0.8), left]
+    for i in range(2, len(xs) - 1, 4):
+        # the cap follows the two flanks a third of the way down
+        top, depth = float(ys[i]), 0.45 + 0.1 * r[(i // 4) % 9, 2]
+        left = (xs[i] + (xs[i - 1] - xs[i]) * depth, ys[i] + (ys[i - 1] - ys[i]) * depth)
+        right = (xs[i] + (xs[i + 1] - xs[i]) * depth, ys[i] + (ys[i + 1] - ys[i]) * depth)
+        notch = (xs[i], ys[i] + (min(left[1], right[1]) - ys[i]) * 0.75)
+        cap = [(xs[i], top), right, notch, left]
         c.draw.polygon([(c.x(float(a)), c.y(float(b))) for a, b in cap], fill=snow)
 
 
 _WINDOW_DAY: RGB = (75, 95, 125)
 _WINDOW_LIT: RGB = (255, 215, 120)
 _WINDOW_OFF: RGB = (35, 38, 50)
-_GLOWS: tuple[RGB, ...] = ((40, 240, 255), (255, 60, 210), (120, 255, 170))
+_GLOWS: tuple[RGB, ...] = ((40, 235, 255), (120, 250, 255), (200, 255, 255))
 
 
 def draw_city(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Generator) -> None:
@@ -385,6 +418,7 @@ def fog(image: Image.Image, light: Lighting, strength: float) -> Image.Image:
 
 def draw_precipitation(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Generator) -> None:
     drops = rng.random((90, 3))
+    flakes = drops[:55]
     if scene.weather == "rainy":
         colour = lit((185, 195, 215), light, 0.45)
         width = max(1, round(0.006 * c.u))
@@ -393,7 +427,7 @@ def draw_precipitation(c: Canvas, scene: Scene, light: Lighting, rng: np.random.
             length = (0.05 + 0.04 * r) * c.height
             c.draw.line((x0, y0, x0 - 0.25 * length, y0 + length), fill=colour, width=width)
     elif scene.weather == "snowy":
-        for x, y, r in drops:
-            rad = c.u * (0.006 + 0.008 * r)
+        for x, y, r in flakes:
+            rad = c.u * (0.005 + 0.005 * r)
             cx, cy = c.x(x), c.y(y)
             c.draw.ellipse((cx - rad, cy - rad, cx + rad, cy + rad), fill=(248, 250, 255))

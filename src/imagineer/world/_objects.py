@@ -23,12 +23,13 @@ _SHAPE: dict[str, tuple[float, float]] = {
     "flying_car": (1.0, 0.62),
     "bird": (1.0, 0.5),
     "balloon": (0.62, 1.0),
-    "boat": (0.85, 1.0),
+    "boat": (0.72, 1.0),
     "tree": (0.6, 1.0),
-    "house": (0.9, 0.85),
+    "house": (0.72, 0.85),
 }
 SIZE = 0.28  # nominal object size, as a fraction of the short side
-GAP = 0.05  # smallest gap between objects, as a fraction of the short side
+GAP = 0.045  # smallest gap between objects, as a fraction of the short side
+MARGIN = 0.04  # space kept free at each side of the third, as a fraction of the third
 _OUTLINE: RGB = (28, 28, 34)
 _BROWN: RGB = (115, 75, 42)
 
@@ -54,31 +55,33 @@ class Box:
 
 
 def _formations(n: int, in_sky: bool) -> list[list[tuple[float, float]]]:
-    """Candidate layouts: offsets in units of (object width + gap, object height + gap)."""
+    """Candidate layouts, most natural first: offsets in units of (width + gap, height + gap)."""
     row = [(i - (n - 1) / 2, 0.0) for i in range(n)]
     if n == 1:
         return [row]
     if n == 2:
-        return [row, [(-0.3, -0.5), (0.3, 0.5)]] if in_sky else [row]
+        return [row, [(-0.15, -0.5), (0.15, 0.5)]] if in_sky else [row]
     triangle = [(-0.5, 0.5), (0.5, 0.5), (0.0, -0.5)]
-    stair = [(-0.35, -1.0), (0.0, 0.0), (0.35, 1.0)]
+    stair = [(-0.15, -1.0), (0.0, 0.0), (0.15, 1.0)]
     return [row, triangle, stair] if in_sky else [row, triangle]
 
 
 def _fit(
     formation: list[tuple[float, float]],
     shape: tuple[float, float],
-    avail: tuple[float, float],
+    avail: tuple[float, float, float],
     gap: float,
 ) -> float:
-    """The largest object size at which the formation fits the available (width, height)."""
+    """The largest object size at which the formation fits `avail` (width, height, and the
+    room between the lowest base and the highest base a ground object may stand on)."""
     xs = [p[0] for p in formation]
     ys = [p[1] for p in formation]
     span_x, span_y = max(xs) - min(xs), max(ys) - min(ys)
-    # width: span_x * (shape_w * s + gap) + shape_w * s <= avail_w
+    # width: span_x * (shape_w * s + gap) + shape_w * s <= avail_w, and likewise for height
     s_w = (avail[0] - span_x * gap) / (shape[0] * (span_x + 1))
     s_h = (avail[1] - span_y * gap) / (shape[1] * (span_y + 1))
-    return min(s_w, s_h)
+    s_base = (avail[2] / span_y - gap) / shape[1] if span_y else s_h
+    return min(s_w, s_h, s_base)
 
 
 def layout(c: Canvas, scene: Scene, group: ObjectGroup, jitter: np.ndarray) -> list[Box]:
@@ -86,14 +89,19 @@ def layout(c: Canvas, scene: Scene, group: ObjectGroup, jitter: np.ndarray) -> l
     shape = _SHAPE[group.kind]
     third = c.width / 3
     gap = GAP * c.u
-    margin = 0.07 * third
+    margin = MARGIN * third
     if group.in_sky:
         top, bottom = c.y(0.05), c.y(HORIZON - 0.02)
-    else:
-        top, bottom = c.y(HORIZON + 0.03), c.y(0.96)
-    avail = (third - 2 * margin, bottom - top)
-    best = max(_formations(group.count, group.in_sky), key=lambda f: _fit(f, shape, avail, gap))
-    s = min(SIZE * c.u, _fit(best, shape, avail, gap))
+        base_room = bottom - top
+    else:  # tall ground objects may rise into the sky, but every base stays on the ground
+        top, bottom = c.y(0.16), c.y(0.965)
+        base_room = bottom - c.y(HORIZON + 0.03)
+    avail = (third - 2 * margin, bottom - top, base_room)
+    cap = SIZE * c.u
+    best = max(
+        _formations(group.count, group.in_sky), key=lambda f: min(cap, _fit(f, shape, avail, gap))
+    )
+    s = min(cap, _fit(best, shape, avail, gap))
     w, h = shape[0] * s, shape[1] * s
     xs = [p[0] * (w + gap) for p in best]
     ys = [p[1] * (h + gap) for p in best]
@@ -101,9 +109,10 @@ def layout(c: Canvas, scene: Scene, group: ObjectGroup, jitter: np.ndarray) -> l
     # place the group's box at a seeded spot inside its third
     gx0 = POSITIONS.index(group.position) * third + margin + (avail[0] - gw) * jitter[0]
     if group.in_sky:
-        gy0 = top + (bottom - top - gh) * (0.15 + 0.7 * jitter[1])
+        gy0 = top + (bottom - top - gh) * (0.1 + 0.8 * jitter[1])
     else:
-        gy0 = bottom - gh - (bottom - top - gh) * 0.35 * jitter[1]
+        slack = min(bottom - top - gh, base_room - (gh - h))
+        gy0 = bottom - gh - slack * 0.4 * jitter[1]
     boxes = []
     for ox, oy in zip(xs, ys, strict=True):
         x0 = gx0 + ox - min(xs)
@@ -119,7 +128,7 @@ def draw_group(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Generato
         return
     boxes = layout(c, scene, group, jitter)
     # objects stay close to full colour at night so their colour remains readable
-    colour = lit(COLOUR_RGB[group.colour], light, 0.82)
+    colour = lit(COLOUR_RGB[group.colour], light, 0.9)
     _draw_support(c, scene, light, group, boxes)
     for i, box in enumerate(sorted(boxes, key=lambda b: b.y1)):
         _DRAWERS[group.kind](c, box, colour, light, (jitter[2] + i * 0.37) % 1.0)

@@ -12,6 +12,9 @@ from imagineer.world.scene import Scene
 MIN_SIDE = 16
 MAX_SIDE = 1024
 MAX_SUPERSAMPLE = 8
+NEON_2X_MAX_SIDE = 96
+# LANCZOS after a 2x box reduce: a third of the cost of a plain LANCZOS, no visible difference
+REDUCING_GAP = 2.0
 
 
 def _check_args(scene: Scene, width: int, height: int, supersample: int) -> None:
@@ -38,15 +41,26 @@ def render(scene: Scene, width: int, height: int, *, supersample: int = 4) -> np
     # 2. choose the drawing size: pixel art is drawn small and unsmoothed, then blown up
     if scene.style == "pixel_art":
         block = pixel_block(width, height)
-        draw_w, draw_h, ss = max(8, width // block), max(8, height // block), 1
+        draw_w, draw_h = max(8, width // block), max(8, height // block)
     else:
-        draw_w, draw_h, ss = width, height, supersample
+        draw_w, draw_h = width, height
+    ss = supersample
     # 3. draw the world at supersampled size
     image = _draw_world(scene, draw_w * ss, draw_h * ss)
     # 4. downsample, then the style pass at output size (cheap)
-    if ss > 1:
-        image = image.resize((draw_w, draw_h), Image.Resampling.LANCZOS)
-    image = _styles.apply_style(image, scene, width, height)
+    if scene.style == "neon" and ss > 1 and max(width, height) <= NEON_2X_MAX_SIDE:
+        # small neon renders trace outlines at twice the size so they stay thin and crisp
+        image = image.resize(
+            (2 * draw_w, 2 * draw_h), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP
+        )
+        image = _styles.apply_style(image, scene, 2 * width, 2 * height)
+        image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    else:
+        if ss > 1:
+            image = image.resize(
+                (draw_w, draw_h), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP
+            )
+        image = _styles.apply_style(image, scene, width, height)
     out = np.asarray(image, dtype=np.uint8)
     if out.shape != (height, width, 3):
         raise RuntimeError(f"render produced {out.shape}, expected {(height, width, 3)}")
@@ -67,7 +81,7 @@ def _draw_world(scene: Scene, width: int, height: int) -> Image.Image:
     _layers.draw_city(canvas, scene, light, layer_rngs[3])
     _layers.draw_foreground(canvas, scene, light, layer_rngs[4])
     if scene.weather == "foggy":
-        image = _layers.fog(image, light, strength=0.55)
+        image = _layers.fog(image, light, strength=0.45)
         canvas = Canvas(ImageDraw.Draw(image), width, height)
     if scene.objects is not None:
         _objects.draw_group(canvas, scene, light, layer_rngs[5])
