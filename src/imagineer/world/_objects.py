@@ -28,7 +28,7 @@ _SHAPE: dict[str, tuple[float, float]] = {
     "house": (0.72, 0.85),
 }
 SIZE = 0.28  # nominal object size, as a fraction of the short side
-GAP = 0.045  # smallest gap between objects, as a fraction of the short side
+GAP = 0.065  # smallest gap between objects, as a fraction of the short side
 MARGIN = 0.04  # space kept free at each side of the third, as a fraction of the third
 _OUTLINE: RGB = (28, 28, 34)
 _BROWN: RGB = (115, 75, 42)
@@ -145,7 +145,7 @@ def _draw_support(
     if not water and scene.weather == "snowy":
         fill = mix(fill, ground_colour(scene, light), 0.3)
     for b in boxes:
-        pad, depth = 0.2 * b.w, 0.09 * b.h
+        pad, depth = 0.08 * b.w, 0.09 * b.h  # narrow, so neighbours' supports stay apart
         c.draw.ellipse((b.x0 - pad, b.y1 - depth, b.x1 + pad, b.y1 + depth), fill=fill)
 
 
