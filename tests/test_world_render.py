@@ -128,3 +128,16 @@ def test_object_colour_dominates_its_pixels(colour: str) -> None:
 def test_noir_is_grey() -> None:
     out = render(dataclasses.replace(BASE, style="noir"), 32, 32).astype(int)
     assert np.abs(out[..., 0] - out[..., 1]).max() == 0
+
+
+def test_contact_sheet_stacks_large_and_small_renders() -> None:
+    from imagineer.world.sheet import PAD, contact_sheet
+
+    sheet = contact_sheet(
+        [BASE, dataclasses.replace(BASE, style="neon")], large=24, small=16, cols=2
+    )
+    assert sheet.size == (2 * (24 + PAD) + PAD, 2 * (24 + PAD) + PAD)
+    top_left = np.asarray(sheet)[PAD : PAD + 24, PAD : PAD + 24]
+    assert np.array_equal(top_left, render(BASE, 24, 24))
+    with pytest.raises(ValueError, match="at least one scene"):
+        contact_sheet([])

@@ -42,6 +42,7 @@ class Lighting:
     ambient: tuple[float, float, float]  # per-channel multiplier for lit surfaces
     windows_lit: bool
     fog: RGB
+    sun_x: float  # where the sun (or its reflection) sits, as a fraction of the width
 
 
 def mix(a: RGB, b: RGB, t: float) -> RGB:
@@ -78,7 +79,7 @@ _WEATHER_SKY: dict[str, tuple[RGB, float, float]] = {
 }
 
 
-def lighting(scene: Scene) -> Lighting:
+def lighting(scene: Scene, rng: np.random.Generator) -> Lighting:
     top, horizon, ambient = _TIME_LIGHT[scene.time]
     grey, amount, scale = _WEATHER_SKY[scene.weather]
     dark = scene.time in ("dusk", "night")
@@ -94,6 +95,7 @@ def lighting(scene: Scene) -> Lighting:
         ambient=(ambient[0] * scale, ambient[1] * scale, ambient[2] * scale),
         windows_lit=dark,
         fog=fog,
+        sun_x=float(rng.uniform(0.15, 0.85)),
     )
 
 
@@ -111,7 +113,6 @@ def _disc(c: Canvas, cx: float, cy: float, r: float, fill: RGB) -> None:
 
 
 def draw_celestial(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Generator) -> None:
-    sun_x = rng.uniform(0.15, 0.85)
     noon_y = rng.uniform(0.08, 0.15)
     stars = rng.random((60, 3))
     moon_x, moon_y = rng.uniform(0.12, 0.88), rng.uniform(0.1, 0.2)
@@ -136,7 +137,7 @@ def draw_celestial(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Gene
     if scene.time not in suns:
         return
     fy, fr, colour = suns[scene.time]
-    x, y, r = c.x(sun_x), c.y(fy), fr * c.u
+    x, y, r = c.x(light.sun_x), c.y(fy), fr * c.u
     halo_base = light.sky_horizon if scene.time != "noon" else light.sky_top
     _disc(c, x, y, r * 2.2, mix(halo_base, colour, 0.25 * (1 - fade)))
     _disc(c, x, y, r * 1.5, mix(halo_base, colour, 0.5 * (1 - fade)))
@@ -235,6 +236,7 @@ def draw_landscape(c: Canvas, scene: Scene, light: Lighting, rng: np.random.Gene
             w = 0.04 + 0.1 * gl
             glint = mix(ground_colour(scene, light), light.sky_horizon, 0.45)
             c.draw.rectangle((c.x(gx), c.y(y), c.x(gx + w), c.y(y) + 0.008 * c.u), fill=glint)
+        _sun_path(c, scene, light, glints)
         c.draw.rectangle(
             (0, c.y(h), c.width, c.y(h) + 0.01 * c.u),
             fill=mix(light.sky_horizon, (40, 80, 130), 0.5),
@@ -431,3 +433,20 @@ def draw_precipitation(c: Canvas, scene: Scene, light: Lighting, rng: np.random.
             rad = c.u * (0.005 + 0.005 * r)
             cx, cy = c.x(x), c.y(y)
             c.draw.ellipse((cx - rad, cy - rad, cx + rad, cy + rad), fill=(248, 250, 255))
+
+
+_SUN_GLINT: dict[str, RGB] = {"dawn": (255, 220, 170), "sunset": (255, 150, 60)}
+
+
+def _sun_path(c: Canvas, scene: Scene, light: Lighting, r: np.ndarray) -> None:
+    """The low sun's reflection: short bright strokes on the water below it."""
+    if scene.time not in _SUN_GLINT or scene.weather in ("rainy", "snowy"):
+        return
+    water = ground_colour(scene, light)
+    for i, (jx, _, jw) in enumerate(r[:10]):
+        t = i / 9
+        y = HORIZON + 0.015 + 0.33 * t**1.3
+        half = (0.05 + 0.04 * jw) * (1 - 0.6 * t)
+        x = light.sun_x + (jx - 0.5) * 0.03
+        colour = mix(_SUN_GLINT[scene.time], water, 0.25 + 0.5 * t)
+        c.draw.rectangle((c.x(x - half), c.y(y), c.x(x + half), c.y(y) + 0.012 * c.u), fill=colour)

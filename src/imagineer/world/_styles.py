@@ -36,6 +36,11 @@ def apply_style(image: Image.Image, scene: Scene, width: int, height: int) -> Im
     return image
 
 
+def _channel_max(arr: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W, 1); far faster than arr.max(axis=2) for a 3-wide last axis."""
+    return np.maximum(np.maximum(arr[:, :, 0], arr[:, :, 1]), arr[:, :, 2])[:, :, None]
+
+
 def _edges(arr: np.ndarray) -> np.ndarray:
     """Per-channel edge strength: the largest difference to a 4-neighbour (borders repeat)."""
     p = np.pad(arr, ((1, 1), (1, 1), (0, 0)), mode="edge")
@@ -64,14 +69,15 @@ def _pixel_art(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def _neon(image: Image.Image, width: int) -> Image.Image:
-    vivid = ImageEnhance.Color(image).enhance(1.7)
+    vivid = ImageEnhance.Color(image).enhance(1.8)
     base = np.asarray(vivid, dtype=np.float32)
-    smooth = np.asarray(vivid.filter(ImageFilter.BoxBlur(max(0.5, width / 300))), dtype=np.float32)
+    smooth = vivid.filter(ImageFilter.BoxBlur(max(0.5, width / 300)))
+    # edges of the brightest channel only: a third of the work, and hue changes still show
+    value = _channel_max(np.asarray(smooth, dtype=np.float32))
     # a soft threshold keeps the outlines of shapes and drops small texture
-    strength = np.clip((_edges(smooth).max(axis=2, keepdims=True) - 8.0) * 2.5, 0, 255) / 255.0
+    strength = np.clip((_edges(value) - 8.0) * 2.5, 0, 255) / 255.0
     # each outline glows in its own hue, at full brightness
-    hue = np.asarray(ImageEnhance.Color(vivid).enhance(2.0), dtype=np.float32)
-    hue = hue * (255.0 / np.maximum(hue.max(axis=2, keepdims=True), 40.0))
+    hue = base * (255.0 / np.maximum(_channel_max(base), 40.0))
     edges = strength * hue
     glow_img = Image.fromarray(edges.astype(np.uint8)).filter(
         ImageFilter.GaussianBlur(max(1.0, width / 90))
@@ -114,7 +120,7 @@ def _paper(seed: int, width: int, height: int) -> np.ndarray:
 def _watercolor(image: Image.Image, seed: int, width: int) -> Image.Image:
     bled = image.filter(ImageFilter.GaussianBlur(max(0.45, width / 220)))
     soft = np.asarray(ImageEnhance.Color(bled).enhance(0.9), dtype=np.float32)
-    edges = _edges(np.asarray(bled, dtype=np.float32)).max(axis=2, keepdims=True)
+    edges = _edges(_channel_max(np.asarray(bled, dtype=np.float32)))
     # pigment pools at edges: darken them a little, wash the rest towards the paper
     out = soft - edges * 0.3
     out = out * 0.82 + _PAPER * 0.18

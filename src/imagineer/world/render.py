@@ -69,12 +69,12 @@ def render(scene: Scene, width: int, height: int, *, supersample: int = 4) -> np
 
 def _draw_world(scene: Scene, width: int, height: int) -> Image.Image:
     rng = np.random.default_rng(scene.seed)
-    light = _layers.lighting(scene)
-    image = _layers.sky_image(light, width, height)
-    canvas = Canvas(ImageDraw.Draw(image), width, height)
     # Every layer draws its random numbers whether or not it is visible, so each layer's
     # details stay fixed when another attribute changes.
     layer_rngs = rng.spawn(8)
+    light = _layers.lighting(scene, layer_rngs[7])
+    image = _layers.sky_image(light, width, height)
+    canvas = Canvas(ImageDraw.Draw(image), width, height)
     _layers.draw_celestial(canvas, scene, light, layer_rngs[0])
     _layers.draw_clouds(canvas, scene, light, layer_rngs[1])
     _layers.draw_landscape(canvas, scene, light, layer_rngs[2])
