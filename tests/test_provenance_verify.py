@@ -154,3 +154,44 @@ def test_signed_mp4_with_marked_frames(identity: SigningIdentity, tmp_path: Path
     assert verdict.finding == "manifest_valid"
     assert verdict.watermark is not None and verdict.watermark.matches(payload)
     assert verdict.watermark.frames_checked == 8
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_full_chain_through_save_image(
+    fmt: str, identity: SigningIdentity, tmp_path: Path
+) -> None:
+    """Watermark, save with recipe + XMP, sign: every mark reads back and agrees."""
+    from imagineer.media.images import read_recipe, save_image
+    from imagineer.provenance.recipe import Recipe
+
+    recipe = Recipe(
+        prompt="a lighthouse in fog --ar 1:1",
+        kind="imagine",
+        engine="embedded",
+        model="imagineer-embedded-v1",
+        model_hash="ef" * 32,
+        seed=11,
+        steps=20,
+        guidance=5.0,
+        width=256,
+        height=256,
+    )
+    marked = wm.embed(scene(7), wm.payload_for_recipe(recipe.to_json()))
+    xmp = iptc.build_xmp(iptc.tags_for(model=recipe.model))
+    raw = save_image(marked, tmp_path / f"raw.{fmt}", recipe=recipe, fmt=fmt, xmp=xmp)
+    final = pc.sign_file(
+        raw,
+        raw.with_name("final" + raw.suffix),
+        identity=identity,
+        action="created",
+        recipe_json=recipe.to_json(),
+        model=recipe.model,
+        model_hash=recipe.model_hash,
+    )
+    verdict = verify(final)
+    assert verdict.finding == "manifest_valid"
+    assert verdict.watermark_matches_recipe is True
+    assert verdict.xmp is not None and verdict.xmp.ai_system == recipe.model
+    assert verdict.recipe_json is not None
+    assert Recipe.from_json(verdict.recipe_json) == recipe
+    assert read_recipe(final) == recipe  # the embedded recipe survives signing

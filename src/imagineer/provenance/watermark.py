@@ -306,18 +306,22 @@ def _best_alignment(
     luma: np.ndarray, m: Watermarker, threshold: float, search_crops: bool
 ) -> _Alignment:
     """Try the whole picture, then (if needed) crops of it; keep the strongest alignment."""
-    best: _Alignment | None = None
-    for fraction in (1.0, *(CROP_FRACTIONS if search_crops else ())):
-        corr = _correlations(_canvas(luma, fraction), m)
-        energy = (corr**2).mean(axis=0)
-        row, col = np.unravel_index(int(np.argmax(energy)), energy.shape)
-        candidate = _Alignment(score=float(energy[row, col]), soft=corr[:, row, col])
-        if best is None or candidate.score > best.score:
-            best = candidate
+    best = _align(luma, m, 1.0)
+    for fraction in CROP_FRACTIONS if search_crops else ():
         if best.score >= threshold and decode_bits(best.soft > 0) is not None:
-            break  # found: later fractions cannot do better than a valid read
-    assert best is not None  # the loop always runs at least once
+            break  # a valid read: no crop can do better
+        candidate = _align(luma, m, fraction)
+        if candidate.score > best.score:
+            best = candidate
     return best
+
+
+def _align(luma: np.ndarray, m: Watermarker, fraction: float) -> _Alignment:
+    """The cyclic shift where the bit patterns together correlate most, at one crop fraction."""
+    corr = _correlations(_canvas(luma, fraction), m)
+    energy = (corr**2).mean(axis=0)  # (TILE, TILE)
+    row, col = np.unravel_index(int(np.argmax(energy)), energy.shape)
+    return _Alignment(score=float(energy[row, col]), soft=corr[:, row, col])
 
 
 def _reading(
