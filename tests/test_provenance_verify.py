@@ -157,9 +157,7 @@ def test_signed_mp4_with_marked_frames(identity: SigningIdentity, tmp_path: Path
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
-def test_full_chain_through_save_image(
-    fmt: str, identity: SigningIdentity, tmp_path: Path
-) -> None:
+def test_full_chain_through_save_image(fmt: str, identity: SigningIdentity, tmp_path: Path) -> None:
     """Watermark, save with recipe + XMP, sign: every mark reads back and agrees."""
     from imagineer.media.images import read_recipe, save_image
     from imagineer.provenance.recipe import Recipe
@@ -195,3 +193,18 @@ def test_full_chain_through_save_image(
     assert verdict.recipe_json is not None
     assert Recipe.from_json(verdict.recipe_json) == recipe
     assert read_recipe(final) == recipe  # the embedded recipe survives signing
+
+
+def test_webm_reads_its_watermark_without_claiming_a_stripped_manifest(tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    frames = wm.embed_frames([scene(40 + i) for i in range(4)], 0x1234ABCD)
+    clip = tmp_path / "clip.webm"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libvpx-vp9", rate=8, options={"crf": "20", "b": "0"})
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
+        container.mux(stream.encode())
+    verdict = verify(clip)
+    assert verdict.summary == "watermark found (this format carries no C2PA manifest)"
+    assert verdict.watermark is not None and verdict.watermark.payload == 0x1234ABCD

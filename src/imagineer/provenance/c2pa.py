@@ -155,7 +155,9 @@ def read_manifest(path: Path, *, trust_anchors: bytes | None = None) -> Manifest
     path = Path(path)
     mime = MIME_TYPES.get(path.suffix.lower())
     if mime is None:
-        return ManifestReport(present=False, error=f"{path.suffix or 'no suffix'}: no C2PA here")
+        return ManifestReport(
+            present=False, error=f"{path.suffix or 'no suffix'} files cannot carry a C2PA manifest"
+        )
     try:
         with (
             path.open("rb") as stream,

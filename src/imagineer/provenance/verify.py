@@ -142,6 +142,8 @@ def _judge(
     if manifest.present:
         codes = ", ".join(manifest.failure_codes) or manifest.error or "unknown failure"
         return "manifest_invalid", f"manifest invalid ({codes}){mark_note}"
+    if marked and manifest.error is not None:  # a format with no place for a manifest
+        return "watermark_only", "watermark found (this format carries no C2PA manifest)"
     if marked:
         return "watermark_only", "manifest stripped but watermark found"
     if xmp is not None and xmp.ai_generated:
