@@ -1,0 +1,1 @@
+"""The embedded model: imagineer's own small text-to-image model, trained on its world."""

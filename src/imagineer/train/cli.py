@@ -1,0 +1,101 @@
+"""`imagineer train …`: build the world data set, train the embedded models, export weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Train imagineer's embedded models on the procedural world (resumable).")
+
+DataOpt = Annotated[Path, typer.Option(help="Folder of the rendered, captioned, encoded data.")]
+RunOpt = Annotated[Path, typer.Option(help="Folder for checkpoints and the training log.")]
+
+
+@app.command("data")
+def data_command(
+    out: DataOpt = Path("data/embedded"),
+    count: Annotated[int, typer.Option(min=64, help="Scenes to render in all buckets.")] = 60000,
+    seed: Annotated[int, typer.Option(help="Seed of the scene sampler.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Render processes.")] = 2,
+) -> None:
+    """Render world scenes at the base size, caption them and cache their text states."""
+    from imagineer.train import data
+
+    data.build(out, data.DataSpec(count=count, seed=seed), workers=workers)
+
+
+@app.command("flow")
+def flow_command(
+    data_dir: DataOpt = Path("data/embedded"),
+    run: RunOpt = Path("runs/embedded"),
+    minutes: Annotated[float, typer.Option(min=0.1, help="Training time for this run.")] = 60.0,
+    batch: Annotated[int, typer.Option(min=1)] = 64,
+    lr: Annotated[float, typer.Option(min=0.0)] = 3e-4,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    export: Annotated[
+        Path | None, typer.Option(help="Write EMA weights here at every checkpoint.")
+    ] = None,
+) -> None:
+    """Train (or resume) the base text-to-image model with rectified flow."""
+    from imagineer.train.export import export_unet
+    from imagineer.train.flow import FlowTrainConfig, Trainer
+
+    cfg = FlowTrainConfig(
+        data=data_dir,
+        run=run,
+        minutes=minutes,
+        batch=batch,
+        lr=lr,
+        threads=threads,
+        device=device,
+    )
+    trainer = Trainer(cfg, log=typer.echo)
+
+    def on_checkpoint(t: Trainer) -> None:
+        if export is not None:
+            export_unet(t, export)
+
+    trainer.train(on_checkpoint)
+
+
+@app.command("upscaler")
+def upscaler_command(
+    data_dir: DataOpt = Path("data/upscaler"),
+    run: RunOpt = Path("runs/upscaler"),
+    count: Annotated[int, typer.Option(min=16, help="Scenes to render at 256 px.")] = 6000,
+    minutes: Annotated[float, typer.Option(min=0.1, help="Training time for this run.")] = 15.0,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    export: Annotated[Path | None, typer.Option(help="Write the weights here.")] = None,
+) -> None:
+    """Render 256 px pyramids (once) and train the 2x upscaler on them."""
+    import torch
+
+    from imagineer.train.upscale import (
+        UpscaleTrainConfig,
+        build_pyramids,
+        export_upscaler,
+        train_upscaler,
+    )
+
+    if threads:
+        torch.set_num_threads(threads)
+    if not (data_dir / "level32.npy").exists():
+        typer.echo(f"rendering {count} scenes at 256 px into {data_dir}")
+        build_pyramids(data_dir, count)
+    model = train_upscaler(UpscaleTrainConfig(data=data_dir, run=run, minutes=minutes), typer.echo)
+    if export is not None:
+        typer.echo(f"wrote {export_upscaler(model, export)}")
+
+
+@app.command("rerender")
+def rerender_command(
+    data_dir: DataOpt = Path("data/embedded"),
+    workers: Annotated[int, typer.Option(min=1, help="Render processes.")] = 2,
+) -> None:
+    """Redraw a data folder's images from its stored scenes (after the renderer changed)."""
+    from imagineer.train import data
+
+    data.rerender(data_dir, workers=workers, log=typer.echo)
