@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
@@ -113,7 +112,7 @@ def _read_variant(
     try:
         return _read(variant.text), variant
     except PromptError as err:
-        where = f" (in the variant: {variant.text})" if several else ""
+        where = f" (in the variant: {collapse(variant.text)})" if several else ""
         raise PromptError(
             err.message + where,
             text=text,
@@ -149,7 +148,7 @@ def _read(text: str) -> _Read:
     values, spans = _read_params(text, words[first:])
     gap = words[first].start if first < len(words) else len(text)
     _check_whole(text, images, parts, values, spans, text_span or (gap, gap))
-    params = dataclasses.replace(Params(), **values)
+    params = Params(**values)
     return _Read(Request(tuple(images), tuple(part for part, _ in parts), params), spans)
 
 
