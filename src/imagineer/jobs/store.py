@@ -1,0 +1,468 @@
+"""The durable job store: submit, claim, report and recover jobs in SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Select, create_engine, event, func, select
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from imagineer.jobs.models import (
+    Base,
+    InvalidTransition,
+    Job,
+    JobNotFound,
+    JobRow,
+    JobState,
+    JsonDict,
+    NotJobOwner,
+    Refusal,
+    RefusalRow,
+)
+
+_WRITE = "imagineer_write"  # execution option: this transaction will write (SQLite: lock at BEGIN)
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+_MAX_ID_LEN = 128
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The SQLAlchemy URL of the default store: the SQLite file jobs.sqlite3 in data_dir."""
+    path = Path(data_dir).expanduser() / "jobs.sqlite3"
+    return URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStore:
+    """Jobs and refusals in one database; every method is one short transaction."""
+
+    def __init__(self, url: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._engine = _open_engine(url)
+        self._clock = clock
+        Base.metadata.create_all(self._engine)
+        self._reads = sessionmaker(self._engine, expire_on_commit=False)
+        writer = self._engine.execution_options(**{_WRITE: True})
+        self._writes = sessionmaker(writer, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """The backend's name: "sqlite" or "postgresql"."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        """Release all connections; the store cannot be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- callers: submit, read, cancel, delete ----------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        payload: JsonDict,
+        *,
+        user_id: str = "local",
+        priority: int = 0,
+        batch_key: str = "",
+        idempotency_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> Job:
+        """Queue a job; a repeated idempotency_key from the same user returns the first job."""
+        row = JobRow(
+            id=secrets.token_urlsafe(16),
+            kind=_check_name("kind", kind, 32),
+            state=JobState.QUEUED.value,
+            payload=_check_json("payload", payload),
+            result=None,
+            error=None,
+            user_id=_check_name("user_id", user_id, _MAX_ID_LEN),
+            priority=_check_int("priority", priority),
+            batch_key=_check_text("batch_key", batch_key, 256),
+            idempotency_key=_check_optional_name("idempotency_key", idempotency_key, 256),
+            attempts=0,
+            max_attempts=_check_int("max_attempts", max_attempts, minimum=1),
+            cancel_requested=False,
+            created_at=self._clock(),
+        )
+        if idempotency_key is not None:
+            existing = self._find_idempotent(user_id, idempotency_key)
+            if existing is not None:
+                return existing
+        try:
+            with self._write() as session:
+                session.add(row)
+        except IntegrityError:
+            # Another submit with the same key won the race: answer with its job.
+            existing = None
+            if idempotency_key is not None:
+                existing = self._find_idempotent(user_id, idempotency_key)
+            if existing is None:
+                raise
+            return existing
+        return row.to_job()
+
+    def get(self, job_id: str, *, user_id: str | None = None) -> Job:
+        """The job with this id; with user_id, another user's job reads as missing."""
+        with self._reads() as session:
+            return _find_row(session, job_id, user_id).to_job()
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        state: JobState | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> builtins.list[Job]:
+        """Jobs newest first; page on with before=<the last job's created_at>."""
+        stmt = select(JobRow)
+        if user_id is not None:
+            stmt = stmt.where(JobRow.user_id == user_id)
+        if state is not None:
+            stmt = stmt.where(JobRow.state == _check_state(state).value)
+        if before is not None:
+            stmt = stmt.where(JobRow.created_at < _check_aware("before", before))
+        limit = _check_int("limit", limit, minimum=1)
+        stmt = stmt.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+        with self._reads() as session:
+            return [row.to_job() for row in session.scalars(stmt)]
+
+    def cancel(self, job_id: str, *, user_id: str | None = None) -> Job:
+        """Cancel a queued job at once; ask the worker of a running job to stop at its next step."""
+        with self._write() as session:
+            row = _find_row(session, job_id, user_id, lock=True)
+            state = JobState(row.state)
+            if state is JobState.QUEUED:
+                row.state = JobState.CANCELLED.value
+                row.finished_at = self._clock()
+            elif state is JobState.RUNNING:
+                row.cancel_requested = True
+            elif state is not JobState.CANCELLED:
+                raise InvalidTransition(job_id, state.value, JobState.CANCELLED.value)
+        return row.to_job()
+
+    def delete(self, job_id: str, *, user_id: str | None = None) -> None:
+        """Forget a job that is not running (cancel a running one first)."""
+        with self._write() as session:
+            row = _find_row(session, job_id, user_id, lock=True)
+            if row.state == JobState.RUNNING.value:
+                raise InvalidTransition(job_id, row.state, "deleted", "cancel it first")
+            session.delete(row)
+
+    # --- workers: claim, heartbeat, report --------------------------------------------------
+
+    def claim(self, worker_id: str, *, kinds: Sequence[str] | None = None) -> Job | None:
+        """Take the oldest highest-priority queued job, or None; no two workers get the same."""
+        _check_name("worker_id", worker_id, _MAX_ID_LEN)
+        queued = _queued(kinds).limit(1).with_for_update(skip_locked=True)
+        with self._write() as session:
+            row = session.scalars(queued).first()
+            if row is None:
+                return None
+            self._start(row, worker_id)
+        return row.to_job()
+
+    def claim_batch(
+        self, worker_id: str, *, max_jobs: int, kinds: Sequence[str] | None = None
+    ) -> builtins.list[Job]:
+        """Take up to max_jobs queued jobs sharing the batch_key of the job that is next in line.
+
+        A job with an empty batch_key is never batched with others.
+        """
+        _check_name("worker_id", worker_id, _MAX_ID_LEN)
+        max_jobs = _check_int("max_jobs", max_jobs, minimum=1)
+        with self._write() as session:
+            head = session.scalars(_queued(kinds).limit(1).with_for_update(skip_locked=True))
+            rows = list(head)
+            if rows and rows[0].batch_key and max_jobs > 1:
+                mates = (
+                    _queued(kinds)
+                    .where(JobRow.batch_key == rows[0].batch_key, JobRow.id != rows[0].id)
+                    .limit(max_jobs - 1)
+                    .with_for_update(skip_locked=True)
+                )
+                rows.extend(session.scalars(mates))
+            for row in rows:
+                self._start(row, worker_id)
+        return [row.to_job() for row in rows]
+
+    def heartbeat(
+        self, job_id: str, worker_id: str, step: int | None = None, total: int | None = None
+    ) -> bool:
+        """Record that the worker is alive (and its progress); False when a cancel was requested."""
+        with self._write() as session:
+            row = _held_row(session, job_id, worker_id, JobState.RUNNING)
+            row.heartbeat_at = self._clock()
+            if step is not None:
+                row.progress_step = _check_int("step", step, minimum=0)
+            if total is not None:
+                row.progress_total = _check_int("total", total, minimum=0)
+            return not row.cancel_requested
+
+    def complete(self, job_id: str, worker_id: str, result: JsonDict) -> Job:
+        """Finish a running job held by this worker with its result."""
+        checked = _check_json("result", result)
+        with self._write() as session:
+            row = _held_row(session, job_id, worker_id, JobState.DONE)
+            row.state = JobState.DONE.value
+            row.result = checked
+            row.error = None
+            row.finished_at = self._clock()
+        return row.to_job()
+
+    def fail(self, job_id: str, worker_id: str, reason: str) -> Job:
+        """Report a failed attempt: requeue while attempts remain, else fail with the reason."""
+        reason = _check_text("reason", reason, None) or "failed without a message"
+        with self._write() as session:
+            row = _held_row(session, job_id, worker_id, JobState.FAILED)
+            row.error = reason
+            if row.cancel_requested:
+                self._finish(row, JobState.CANCELLED)
+            elif row.attempts < row.max_attempts:
+                _requeue(row)
+            else:
+                self._finish(row, JobState.FAILED)
+        return row.to_job()
+
+    def mark_cancelled(self, job_id: str, worker_id: str) -> Job:
+        """The worker stopped a running job it holds because a cancel was requested."""
+        with self._write() as session:
+            row = _held_row(session, job_id, worker_id, JobState.CANCELLED)
+            self._finish(row, JobState.CANCELLED)
+        return row.to_job()
+
+    def requeue_stale(self, older_than_s: float) -> int:
+        """Recover running jobs whose worker sent no heartbeat for older_than_s seconds.
+
+        Each goes back to the queue; one out of attempts fails and one whose cancel was
+        requested is cancelled. Returns how many stale jobs were recovered.
+        """
+        if not math.isfinite(older_than_s) or older_than_s < 0:
+            raise ValueError(f"older_than_s={older_than_s!r}: use a number of seconds >= 0")
+        cutoff = self._clock() - timedelta(seconds=older_than_s)
+        stale = (
+            select(JobRow)
+            .where(JobRow.state == JobState.RUNNING.value, JobRow.heartbeat_at < cutoff)
+            .with_for_update(skip_locked=True)
+        )
+        with self._write() as session:
+            rows = list(session.scalars(stale))
+            for row in rows:
+                if row.cancel_requested:
+                    self._finish(row, JobState.CANCELLED)
+                elif row.attempts < row.max_attempts:
+                    _requeue(row)
+                else:
+                    row.error = (
+                        f"worker {row.worker_id!r} stopped sending heartbeats "
+                        f"on attempt {row.attempts} of {row.max_attempts}"
+                    )
+                    self._finish(row, JobState.FAILED)
+        return len(rows)
+
+    # --- the safety gate's audit log --------------------------------------------------------
+
+    def record_refusal(
+        self, *, user_id: str, category: str, normalized_prompt: str, message: str
+    ) -> Refusal:
+        """Keep one refused prompt for audit."""
+        row = RefusalRow(
+            id=secrets.token_urlsafe(16),
+            user_id=_check_name("user_id", user_id, _MAX_ID_LEN),
+            created_at=self._clock(),
+            category=_check_name("category", category, 64),
+            normalized_prompt=_check_text("normalized_prompt", normalized_prompt, None),
+            message=_check_text("message", message, None),
+        )
+        with self._write() as session:
+            session.add(row)
+        return row.to_refusal()
+
+    def count_refusals(self, user_id: str, since: datetime) -> int:
+        """How many of this user's prompts were refused at or after since."""
+        stmt = select(func.count(RefusalRow.id)).where(
+            RefusalRow.user_id == user_id, RefusalRow.created_at >= _check_aware("since", since)
+        )
+        with self._reads() as session:
+            return int(session.scalar(stmt) or 0)
+
+    # --- internals --------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._writes.begin() as session:
+            yield session
+
+    def _find_idempotent(self, user_id: str, key: str) -> Job | None:
+        stmt = select(JobRow).where(JobRow.user_id == user_id, JobRow.idempotency_key == key)
+        with self._reads() as session:
+            row = session.scalars(stmt).first()
+            return None if row is None else row.to_job()
+
+    def _start(self, row: JobRow, worker_id: str) -> None:
+        now = self._clock()
+        row.state = JobState.RUNNING.value
+        row.worker_id = worker_id
+        row.attempts += 1
+        row.started_at = now
+        row.heartbeat_at = now
+        row.progress_step = None
+        row.progress_total = None
+
+    def _finish(self, row: JobRow, state: JobState) -> None:
+        row.state = state.value
+        row.finished_at = self._clock()
+
+
+def _requeue(row: JobRow) -> None:
+    row.state = JobState.QUEUED.value
+    row.worker_id = None
+    row.started_at = None
+    row.heartbeat_at = None
+    row.progress_step = None
+    row.progress_total = None
+
+
+def _queued(kinds: Sequence[str] | None) -> Select[JobRow]:
+    stmt = select(JobRow).where(JobRow.state == JobState.QUEUED.value)
+    if kinds is not None:
+        if isinstance(kinds, str) or not kinds:
+            raise ValueError(f"kinds={kinds!r}: pass a non-empty list of kinds, or None for any")
+        stmt = stmt.where(JobRow.kind.in_(list(kinds)))
+    return stmt.order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
+
+
+def _find_row(session: Session, job_id: str, user_id: str | None, *, lock: bool = False) -> JobRow:
+    stmt = select(JobRow).where(JobRow.id == job_id)
+    if user_id is not None:
+        stmt = stmt.where(JobRow.user_id == user_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.scalars(stmt).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return row
+
+
+def _held_row(session: Session, job_id: str, worker_id: str, wanted: JobState) -> JobRow:
+    row = _find_row(session, job_id, None, lock=True)
+    if row.state != JobState.RUNNING.value:
+        raise InvalidTransition(job_id, row.state, wanted.value)
+    if row.worker_id != worker_id:
+        raise NotJobOwner(job_id, worker_id, row.worker_id)
+    return row
+
+
+def _open_engine(url: str) -> Engine:
+    hint = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"database URL {url!r} is not a database URL: {hint}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _open_sqlite(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    raise ValueError(f"database URL {url!r}: only SQLite and PostgreSQL are supported; {hint}")
+
+
+def _open_sqlite(url: URL) -> Engine:
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        raise ValueError(
+            f"database URL {url!r}: an in-memory SQLite store cannot be shared between "
+            "connections; use a file, e.g. sqlite:///path/to/jobs.sqlite3"
+        )
+    Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself, so writers can take the lock up front.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A deferred BEGIN that later writes can fail with SQLITE_BUSY instead of waiting; IMMEDIATE
+    # takes the write lock first, which is what makes claims atomic across processes.
+    immediate = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _check_text(name: str, value: str, max_len: int | None) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name}={value!r}: pass a string")
+    if max_len is not None and len(value) > max_len:
+        raise ValueError(f"{name} is {len(value)} characters long: keep it to {max_len}")
+    return value
+
+
+def _check_name(name: str, value: str, max_len: int) -> str:
+    _check_text(name, value, max_len)
+    if not value.strip():
+        raise ValueError(f"{name}={value!r}: pass a non-empty string")
+    return value
+
+
+def _check_optional_name(name: str, value: str | None, max_len: int) -> str | None:
+    return None if value is None else _check_name(name, value, max_len)
+
+
+def _check_int(name: str, value: int, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}={value!r}: pass a whole number")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value!r}: use a number >= {minimum}")
+    return value
+
+
+def _check_json(name: str, value: JsonDict) -> JsonDict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict of JSON values, got {type(value).__name__}")
+    try:
+        # The round trip gives the caller back exactly what a later read will return.
+        loaded: JsonDict = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} is not JSON: {exc}; use dicts with string keys, lists, strings, "
+            "finite numbers, booleans and None"
+        ) from None
+    return loaded
+
+
+def _check_state(state: JobState | str) -> JobState:
+    try:
+        return JobState(state)
+    except ValueError:
+        known = ", ".join(s.value for s in JobState)
+        raise ValueError(f"state={state!r}: use one of {known}") from None
+
+
+def _check_aware(name: str, value: datetime) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"{name}={value!r}: pass a timezone-aware datetime")
+    return value
