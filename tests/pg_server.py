@@ -185,3 +185,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     server: PgServer = request.getfixturevalue("pg_server")
     server.empty_schema("shared")  # milliseconds, where a fresh schema + DDL costs 0.1 s
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a database with no tables yet: a new SQLite file, or a new schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_schema(f"new_{time.monotonic_ns()}")

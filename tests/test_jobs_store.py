@@ -77,6 +77,28 @@ def test_jobs_survive_closing_and_reopening_the_store(db_url: str) -> None:
         second.close()
 
 
+def test_stores_opened_at_once_on_a_new_database_all_work(new_db_url: str) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_and_submit() -> None:
+        start.wait()
+        try:
+            with JobStore(new_db_url) as own:  # each one checks for and creates the tables
+                own.submit("imagine", {})
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with JobStore(new_db_url) as store:
+        assert len(store.list()) == 4
+
+
 def test_list_is_newest_first_filters_and_pages(store: JobStore) -> None:
     jobs = [store.submit("imagine", {"n": n}) for n in range(5)]
     store.cancel(jobs[1].id)

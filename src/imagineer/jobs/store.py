@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, event, func, select
+from sqlalchemy import Engine, Select, create_engine, event, func, select, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,7 @@ from imagineer.jobs.models import (
 _WRITE = "imagineer_write"  # execution option: this transaction will write (SQLite: lock at BEGIN)
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MAX_ID_LEN = 128
+_DDL_LOCK_KEY = 0x696D_6167_6A6F_6273  # "imagjobs": the advisory lock taken to create tables
 
 
 def default_database_url(data_dir: Path) -> str:
@@ -51,7 +52,7 @@ class JobStore:
     def __init__(self, url: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._engine = _open_engine(url)
         self._clock = clock
-        Base.metadata.create_all(self._engine)
+        _create_tables(self._engine)
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         writer = self._engine.execution_options(**{_WRITE: True})
         self._writes = sessionmaker(writer, expire_on_commit=False)
@@ -368,6 +369,15 @@ def _held_row(session: Session, job_id: str, worker_id: str, wanted: JobState) -
     if row.worker_id != worker_id:
         raise NotJobOwner(job_id, worker_id, row.worker_id)
     return row
+
+
+def _create_tables(engine: Engine) -> None:
+    # Several processes may open a new database at once: serialise the check-then-create
+    # (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock held until commit).
+    with engine.execution_options(**{_WRITE: True}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK_KEY})
+        Base.metadata.create_all(conn)
 
 
 def _open_engine(url: str) -> Engine:
