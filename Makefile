@@ -26,7 +26,7 @@ lint: install
 test: install
 	bash scripts/ensure-test-services.sh
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q || [ $$? -eq 5 ]  # 5: no tests collected
 
 format: install
 	$(BIN)/ruff format src tests bench
