@@ -1,0 +1,461 @@
+"""The service layer: each feature once (imagine, vary, upscale, remix, verify, jobs).
+
+The CLI, the HTTP server and the Python API all call `Service`; none of them parses prompts,
+routes, generates or writes files on its own.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from imagineer.engines.base import Capability, EngineInfo, GenerationInput
+from imagineer.media.images import image_to_array, read_recipe
+from imagineer.prompts import Request, format_request, parse, parse_all
+from imagineer.provenance.recipe import Recipe, content_hash
+from imagineer.router import Route
+from imagineer.service import plan as planning
+from imagineer.service.jobs import (
+    ImagineJob,
+    JobRequest,
+    Strength,
+    UpscaleJob,
+    VaryJob,
+    check_factor,
+    check_strength,
+    from_payload,
+    to_payload,
+    with_absolute_paths,
+)
+from imagineer.service.render import Batch, CancelFn, Hooks, ProgressFn, Renderer, Source
+from imagineer.service.results import GenerationResult, ModelSummary, NotAnOutput, SafetyRefusal
+
+if TYPE_CHECKING:
+    from imagineer.jobs import Job, JobContext, JobState, Worker
+    from imagineer.provenance.verify import Verdict
+    from imagineer.runtime import Runtime
+
+
+class Service:
+    """imagineer's features over one Runtime."""
+
+    def __init__(
+        self, runtime: Runtime, *, seed_source: planning.SeedSource = planning.random_seed
+    ) -> None:
+        self.runtime = runtime
+        self.renderer = Renderer(runtime)
+        self._seed_source = seed_source
+
+    # --- features ----------------------------------------------------------------------------
+
+    def imagine(
+        self,
+        prompt_text: str,
+        *,
+        user: str = "local",
+        out_dir: Path | None = None,
+        steps: int | None = None,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> GenerationResult:
+        """A 2x2 grid per request of `prompt_text`, every image saved with its marks.
+
+        `steps` overrides what --q and --draft pick. Raises PromptError, SafetyRefusal,
+        UnsupportedRequest, RoutingError, or Cancelled when `should_cancel` says so.
+        """
+        started = time.perf_counter()
+        # 1. the safety gate, before any compute
+        self.check_prompt(prompt_text, user)
+        # 2. parse, route, plan
+        batches = []
+        for request in parse_all(prompt_text):
+            route = self.route(planning.capability_for(request), model=request.params.model)
+            grid = planning.plan_request(
+                request, route.engine.info, seed_source=self._seed_source, steps=steps
+            )
+            batches.append(Batch(route, grid))
+        # 3. generate, 4. write with recipes and marks
+        return self.renderer.produce(
+            "imagine",
+            batches,
+            out_dir=out_dir,
+            user=user,
+            hooks=Hooks(on_progress, should_cancel),
+            route_s=time.perf_counter() - started,
+        )
+
+    def vary(
+        self,
+        path: Path,
+        *,
+        strength: Strength = "subtle",
+        prompt: str | None = None,
+        user: str = "local",
+        out_dir: Path | None = None,
+        steps: int | None = None,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> GenerationResult:
+        """A 2x2 grid of variations of an image, with new seeds; strength subtle or strong.
+
+        The prompt is the image's recipe's unless `prompt` is given (needed for a file that
+        has no recipe, e.g. the user's own picture).
+        """
+        started = time.perf_counter()
+        amount = check_strength(strength)
+        source = self._source(path, "vary")
+        request = self._request_for(source, prompt, user, "vary")
+        model = source.recipe.engine if source.recipe else None
+        route = self.route(Capability.IMAGE_TO_IMAGE, model=model, allow_fallback=True)
+        image = _load_rgb(source.path)
+        width, height = planning.native_size((image.shape[1], image.shape[0]), route.engine.info)
+        grid = planning.plan_request(
+            request.with_params(seed=None),  # variations always get new seeds
+            route.engine.info,
+            seed_source=self._seed_source,
+            steps=steps,
+            capability=Capability.IMAGE_TO_IMAGE,
+        )
+        inputs = tuple(
+            dataclasses.replace(item, width=width, height=height, init_image=image, strength=amount)
+            for item in grid.inputs
+        )
+        return self.renderer.produce(
+            "vary",
+            [Batch(route, dataclasses.replace(grid, inputs=inputs))],
+            out_dir=out_dir,
+            user=user,
+            hooks=Hooks(on_progress, should_cancel),
+            source=source,
+            route_s=time.perf_counter() - started,
+        )
+
+    def upscale(
+        self,
+        path: Path,
+        *,
+        factor: int = 2,
+        user: str = "local",
+        out_dir: Path | None = None,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> GenerationResult:
+        """The image at `factor` (2 or 4) times its size, by an engine that can upscale."""
+        started = time.perf_counter()
+        scale = check_factor(factor)
+        source = self._source(path, "upscale")
+        recipe = source.recipe
+        model = recipe.engine if recipe else None
+        route = self.route(Capability.UPSCALE, model=model, allow_fallback=True)
+        image = _load_rgb(source.path)
+        item = GenerationInput(
+            capability=Capability.UPSCALE,
+            prompt=recipe.text_prompt if recipe else "",
+            negative_prompt=recipe.negative_prompt if recipe else "",
+            width=image.shape[1] * scale,  # the output size
+            height=image.shape[0] * scale,
+            seed=recipe.seed if recipe else 0,
+            steps=1,
+            init_image=image,
+            scale=scale,
+        )
+        request = planning.request_of(recipe) if recipe else None
+        grid = planning.PlannedGrid(
+            request, recipe.prompt if recipe else "", item.seed, False, (item,)
+        )
+        return self.renderer.produce(
+            "upscale",
+            [Batch(route, grid)],
+            out_dir=out_dir,
+            user=user,
+            hooks=Hooks(on_progress, should_cancel),
+            source=source,
+            route_s=time.perf_counter() - started,
+        )
+
+    def remix(
+        self,
+        path: Path,
+        *,
+        prompt: str | None = None,
+        user: str = "local",
+        out_dir: Path | None = None,
+        steps: int | None = None,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> GenerationResult:
+        """Re-render the grid an image came from: the image at its recipe's index has
+        identical pixels on the same engine weights.
+
+        With `prompt`, the new prompt renders at the recipe's seeds (unless it sets --seed),
+        and at the recipe's size and steps unless it changes --ar, --q or --draft.
+        """
+        started = time.perf_counter()
+        source = self._source(path, "remix")
+        recipe = source.recipe
+        if recipe is None:
+            raise NotAnOutput(f"{source.path.name} has no imagineer recipe to re-render")
+        if prompt is None:
+            self.check_prompt(recipe.prompt, user)
+            request = planning.request_of(recipe)
+        else:
+            request = self._request_for(source, prompt, user, "remix")
+        route = self.route(Capability.TEXT_TO_IMAGE, model=recipe.engine, allow_fallback=True)
+        item = planning.input_from_recipe(recipe)
+        if request is not None and prompt is not None:
+            item = _remix_input(request, recipe, item, route.engine.info)
+        if steps is not None:
+            planning.check_steps(steps)
+            item = dataclasses.replace(item, steps=steps)
+        text = recipe.prompt if prompt is None or request is None else format_request(request)
+        given = request.params.seed if request is not None and prompt is not None else None
+        first, inputs = _grid_of(recipe, item, given)
+        warnings = _model_warnings(route, recipe)
+        grid = planning.PlannedGrid(request, text, first, False, inputs, warnings)
+        return self.renderer.produce(
+            "remix",
+            [Batch(route, grid)],
+            out_dir=out_dir,
+            user=user,
+            hooks=Hooks(on_progress, should_cancel),
+            source=source,
+            route_s=time.perf_counter() - started,
+        )
+
+    def verify(self, path: Path, *, trust_anchors: bytes | Path | None = None) -> Verdict:
+        """What the marks of a file (manifest, watermark, labels, recipe) say about it."""
+        from imagineer.provenance.verify import verify
+
+        return verify(Path(path), trust_anchors=trust_anchors)
+
+    # --- models ------------------------------------------------------------------------------
+
+    def models(self) -> builtins.list[ModelSummary]:
+        """Every registered model, without loading any."""
+        return [self.model(spec.name, load=False) for spec in self.runtime.registry.specs()]
+
+    def model(self, name: str, *, load: bool = False) -> ModelSummary:
+        """One model; with load=True (and the model ready) also what only loading tells."""
+        registry = self.runtime.registry
+        spec = registry.spec(name)
+        why_not = spec.available()
+        summary = ModelSummary(
+            name=spec.name,
+            family=spec.family,
+            capabilities=tuple(sorted(c.value for c in spec.capabilities)),
+            why_not=why_not,
+            default=spec.name == self.runtime.settings.default_model,
+            description=spec.description,
+        )
+        if not load or why_not is not None:
+            return summary
+        info = registry.get(name).info
+        side = math.isqrt(info.base_area)
+        return dataclasses.replace(
+            summary,
+            model_id=info.model_id,
+            model_hash=info.model_hash,
+            base_size=f"{side}x{side}",
+            size_multiple=info.size_multiple,
+            default_steps=info.default_steps,
+            default_guidance=info.default_guidance,
+            licence=info.licence,
+            notes=info.notes,
+        )
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        request: JobRequest,
+        *,
+        user: str = "local",
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a request; its prompt is checked (syntax, safety) now, not when it runs."""
+        request = with_absolute_paths(request)
+        text = None if isinstance(request, UpscaleJob) else request.prompt
+        if text is not None:
+            for parsed in parse_all(text):
+                planning.check_supported(parsed)
+            self.check_prompt(text, user)
+        return self.runtime.store.submit(
+            request.kind,
+            to_payload(request),
+            user_id=user,
+            priority=priority,
+            idempotency_key=idempotency_key,
+        )
+
+    def perform(
+        self,
+        request: JobRequest,
+        *,
+        user: str = "local",
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> GenerationResult:
+        """Run a typed request now, in this process."""
+        out = None if request.out_dir is None else Path(request.out_dir)
+        if isinstance(request, ImagineJob):
+            return self.imagine(
+                request.prompt,
+                user=user,
+                out_dir=out,
+                steps=request.steps,
+                on_progress=on_progress,
+                should_cancel=should_cancel,
+            )
+        if isinstance(request, VaryJob):
+            return self.vary(
+                Path(request.path),
+                strength=request.strength,
+                prompt=request.prompt,
+                user=user,
+                out_dir=out,
+                steps=request.steps,
+                on_progress=on_progress,
+                should_cancel=should_cancel,
+            )
+        if isinstance(request, UpscaleJob):
+            return self.upscale(
+                Path(request.path),
+                factor=request.factor,
+                user=user,
+                out_dir=out,
+                on_progress=on_progress,
+                should_cancel=should_cancel,
+            )
+        return self.remix(
+            Path(request.path),
+            prompt=request.prompt,
+            user=user,
+            out_dir=out,
+            steps=request.steps,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )
+
+    def run_job(self, job: Job, ctx: JobContext) -> dict[str, object]:
+        """The worker's handler: run the job's typed request, return the result as JSON."""
+        request = from_payload(job.kind, job.payload)
+        result = self.perform(
+            request, user=job.user_id, on_progress=ctx.progress, should_cancel=ctx.cancelled
+        )
+        return result.to_dict()
+
+    def jobs(
+        self, *, user: str | None = None, state: JobState | str | None = None, limit: int = 50
+    ) -> builtins.list[Job]:
+        """Jobs newest first (every user's when user is None)."""
+        return self.runtime.store.list(user_id=user, state=state, limit=limit)
+
+    def job(self, job_id: str, *, user: str | None = None) -> Job:
+        return self.runtime.store.get(job_id, user_id=user)
+
+    def cancel(self, job_id: str, *, user: str | None = None) -> Job:
+        return self.runtime.store.cancel(job_id, user_id=user)
+
+    def worker(self, worker_id: str, *, poll_interval: float = 0.2) -> Worker:
+        """A worker that runs queued jobs through this service."""
+        from imagineer.jobs import Worker
+
+        return Worker(
+            self.runtime.store, self.run_job, worker_id=worker_id, poll_interval=poll_interval
+        )
+
+    # --- shared steps ------------------------------------------------------------------------
+
+    def check_prompt(self, prompt_text: str, user: str) -> None:
+        """Raise SafetyRefusal when the gate refuses the prompt (the refusal is recorded)."""
+        decision = self.runtime.gate.check(prompt_text, user)
+        if not decision.allowed:
+            raise SafetyRefusal(decision)
+
+    def route(
+        self, capability: Capability, *, model: str | None = None, allow_fallback: bool = False
+    ) -> Route:
+        """The engine for a capability (loading it on first use)."""
+        return self.runtime.router.route(capability, model=model, allow_fallback=allow_fallback)
+
+    def _source(self, path: Path, verb: str) -> Source:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        recipe = read_recipe(path)
+        if recipe is not None and recipe.extras.get("grid"):
+            raise NotAnOutput(
+                f"{path.name} is a 2x2 grid: {verb} one of its four images "
+                "(the files named like it, ending _0 to _3)"
+            )
+        return Source(path, recipe, content_hash(path.read_bytes()))
+
+    def _request_for(self, source: Source, prompt: str | None, user: str, verb: str) -> Request:
+        """The request to vary or remix with: `prompt` when given, else the recipe's."""
+        if prompt is not None:
+            self.check_prompt(prompt, user)
+            return parse(prompt)
+        if source.recipe is None:
+            raise NotAnOutput(
+                f"{source.path.name} has no imagineer recipe: give a prompt to {verb} it"
+            )
+        self.check_prompt(source.recipe.prompt, user)
+        request = planning.request_of(source.recipe)
+        return request if request is not None else parse(source.recipe.prompt)
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        image.seek(0)
+        return image_to_array(image)  # (H, W, 3) uint8
+
+
+def _remix_input(
+    request: Request, recipe: Recipe, old: GenerationInput, info: EngineInfo
+) -> GenerationInput:
+    """The new prompt at the recipe's seed, size and steps, unless it changes them."""
+    new = planning.input_for(request, info, seed=recipe.seed)
+    before = planning.request_of(recipe)
+    if before is None:
+        return new
+    if before.params.aspect == request.params.aspect:
+        new = dataclasses.replace(new, width=old.width, height=old.height)
+    effort = (request.params.quality, request.params.draft)
+    if (before.params.quality, before.params.draft) == effort:
+        new = dataclasses.replace(new, steps=old.steps)
+    return new
+
+
+def _grid_of(
+    recipe: Recipe, item: GenerationInput, first_seed: int | None
+) -> tuple[int, tuple[GenerationInput, ...]]:
+    """The whole grid the recipe's image ran in (from `first_seed` when given): its first
+    seed and every input. Re-running the grid, not the image alone, keeps pixels identical.
+    """
+    size = max(1, int(recipe.extras.get("batch", 1)))
+    first = item.seed - recipe.index if first_seed is None else first_seed
+    if first < 0:  # an index the seeds cannot have come from: render the image alone
+        size, first = 1, item.seed
+    return first, tuple(dataclasses.replace(item, seed=first + k) for k in range(size))
+
+
+def _model_warnings(route: Route, recipe: Recipe) -> tuple[str, ...]:
+    """Why a re-render may not match its recipe's pixels."""
+    warnings = []
+    if route.fell_back:
+        warnings.append(route.reason)
+    info = route.engine.info
+    if recipe.model_hash and info.model_hash != recipe.model_hash:
+        warnings.append(
+            f"the model differs from the recipe's (hash {info.model_hash[:10]} vs "
+            f"{recipe.model_hash[:10]}): the pixels will not match the original"
+        )
+    return tuple(warnings)
