@@ -73,9 +73,12 @@ class Service:
         started = time.perf_counter()
         # 1. the safety gate, before any compute
         self.check_prompt(prompt_text, user)
-        # 2. parse, route, plan
+        # 2. parse and check (before loading any model), route, plan
+        requests = parse_all(prompt_text)
+        for request in requests:
+            planning.check_supported(request)
         batches = []
-        for request in parse_all(prompt_text):
+        for request in requests:
             route = self.route(planning.capability_for(request), model=request.params.model)
             grid = planning.plan_request(
                 request, route.engine.info, seed_source=self._seed_source, steps=steps

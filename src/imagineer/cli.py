@@ -1,0 +1,463 @@
+"""The `imagineer` command line: imagine, vary, upscale, remix, jobs, models, verify, train.
+
+Every command calls the service layer (imagineer.service); this file only reads arguments,
+shows progress and prints results. Exit codes: 0 done, 1 failed, 2 bad prompt or usage,
+3 refused by the safety policy, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from imagineer.config import Settings
+from imagineer.service.jobs import ImagineJob, JobRequest, RemixJob, UpscaleJob, VaryJob
+from imagineer.train.cli import app as train_app
+
+if TYPE_CHECKING:
+    from imagineer.jobs import Job
+    from imagineer.runtime import Runtime
+    from imagineer.service import GenerationResult, Service
+
+EXIT_FAILED = 1
+EXIT_PROMPT = 2
+EXIT_REFUSED = 3
+EXIT_CANCELLED = 130
+
+app = typer.Typer(
+    help="imagineer: images from Midjourney-style prompts, every output labelled as AI-made.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+jobs_app = typer.Typer(help="The job queue: list, show, cancel, and run a worker.")
+models_app = typer.Typer(help="The installed models.")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(models_app, name="models")
+app.add_typer(train_app, name="train")
+
+
+def _default_runtime(settings: Settings) -> Runtime:
+    from imagineer.runtime import Runtime
+
+    return Runtime.from_settings(settings)
+
+
+@dataclass(frozen=True)
+class CliHooks:
+    """What a caller (a test, an embedding app) may swap: how the runtime is built."""
+
+    make_runtime: Callable[[Settings], Runtime] = field(default=_default_runtime)
+
+
+@dataclass(frozen=True)
+class _State:
+    settings: Settings
+    hooks: CliHooks
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Jobs database, keys and models.")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="SQLAlchemy URL of the job store (default: SQLite)."),
+    ] = None,
+) -> None:
+    """Settings come from IMAGINEER_* environment variables, then these options."""
+    hooks = ctx.obj if isinstance(ctx.obj, CliHooks) else CliHooks()
+    try:
+        settings = Settings.from_env(data_dir=data_dir, device=device, database_url=database_url)
+    except ValueError as err:
+        _fail(str(err), EXIT_PROMPT)
+    ctx.obj = _State(settings, hooks)
+
+
+def main() -> None:
+    """The console entry point."""
+    app()
+
+
+# --- generation -----------------------------------------------------------------------------
+
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Folder for the images (default: ./outputs).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
+QueueOpt = Annotated[
+    bool, typer.Option("--queue", help="Queue a job for `imagineer jobs work` instead.")
+]
+StepsOpt = Annotated[
+    int | None, typer.Option("--steps", min=1, help="Sampling steps (overrides --q/--draft).")
+]
+FileArg = Annotated[Path, typer.Argument(help="An image imagineer made (or your own).")]
+
+
+@app.command()
+def imagine(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help='The prompt, e.g. "a red fox --ar 16:9".')],
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    queue: QueueOpt = False,
+    steps: StepsOpt = None,
+) -> None:
+    """Make a 2x2 grid for a prompt (see docs/prompt-language.md)."""
+    _run(ctx, ImagineJob(prompt, out_dir=_text(out), steps=steps), queue=queue, as_json=as_json)
+
+
+@app.command()
+def vary(
+    ctx: typer.Context,
+    file: FileArg,
+    strong: Annotated[bool, typer.Option("--strong", help="Vary more (default: subtle).")] = False,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="A new prompt (default: the image's).")
+    ] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    queue: QueueOpt = False,
+    steps: StepsOpt = None,
+) -> None:
+    """Make a 2x2 grid of variations of an image."""
+    request = VaryJob(
+        str(file),
+        strength="strong" if strong else "subtle",
+        prompt=prompt,
+        out_dir=_text(out),
+        steps=steps,
+    )
+    _run(ctx, request, queue=queue, as_json=as_json)
+
+
+@app.command()
+def upscale(
+    ctx: typer.Context,
+    file: FileArg,
+    factor: Annotated[int, typer.Option("--factor", help="2 or 4.")] = 2,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    queue: QueueOpt = False,
+) -> None:
+    """Upscale an image 2x or 4x."""
+    _run(
+        ctx, UpscaleJob(str(file), factor=factor, out_dir=_text(out)), queue=queue, as_json=as_json
+    )
+
+
+@app.command()
+def remix(
+    ctx: typer.Context,
+    file: FileArg,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="A new prompt at the same seed.")
+    ] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    queue: QueueOpt = False,
+    steps: StepsOpt = None,
+) -> None:
+    """Re-render an image from its recipe (identical pixels on the same model)."""
+    request = RemixJob(str(file), prompt=prompt, out_dir=_text(out), steps=steps)
+    _run(ctx, request, queue=queue, as_json=as_json)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The image or clip to check.")],
+    as_json: JsonOpt = False,
+    trust: Annotated[
+        Path | None, typer.Option("--trust", help="A PEM root CA to trust (e.g. ca.pem).")
+    ] = None,
+) -> None:
+    """Read a file's C2PA manifest, watermark, IPTC labels and recipe; exit 1 if tampered."""
+    with _service(ctx) as service:
+        verdict = service.verify(file, trust_anchors=trust)
+    if as_json:
+        typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
+    else:
+        typer.echo(verdict.summary)
+        for line in verdict.details():
+            typer.echo(f"  {line}")
+    if verdict.finding in ("manifest_invalid", "edited_after_signing"):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _run(ctx: typer.Context, request: JobRequest, *, queue: bool, as_json: bool) -> None:
+    """Queue the request, or run it here with a progress bar; print the outcome."""
+    with _service(ctx) as service:
+        if queue:
+            _print_job(service.submit(request), as_json)
+            return
+        with _progress(enabled=not as_json) as on_progress:
+            result = service.perform(request, on_progress=on_progress)
+    _print_result(result, as_json)
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def jobs_list(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None, typer.Option(help="queued, running, done, failed or cancelled.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user's jobs.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Jobs, newest first."""
+    with _service(ctx) as service:
+        jobs = service.jobs(user=user, state=state, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([_job_dict(job) for job in jobs], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "kind", "state", "progress", "created (UTC)", "error")
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.kind,
+            job.state.value,
+            f"{job.progress_step}/{job.progress_total}" if job.progress_total else "",
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (job.error or "")[:60],
+        )
+    Console().print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(ctx: typer.Context, job_id: str, as_json: JsonOpt = False) -> None:
+    """One job: its request, state and result."""
+    with _service(ctx) as service:
+        job = service.job(job_id)
+    _print_job(job, as_json, full=True)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(ctx: typer.Context, job_id: str) -> None:
+    """Cancel a queued job, or ask a running one to stop at its next step."""
+    with _service(ctx) as service:
+        job = service.cancel(job_id)
+    wording = "cancel requested" if job.cancel_requested else job.state.value
+    typer.echo(f"{job.id}: {wording}")
+
+
+@jobs_app.command("work")
+def jobs_work(
+    ctx: typer.Context,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Default: host name and process id.")
+    ] = None,
+    until_empty: Annotated[
+        bool, typer.Option("--until-empty", help="Exit once the queue is empty.")
+    ] = False,
+) -> None:
+    """Run a worker: take queued jobs and run them until Ctrl-C (or the queue is empty)."""
+    name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    with _service(ctx) as service:
+        worker = service.worker(name)
+        if until_empty:
+            while (job := worker.run_once()) is not None:
+                _print_job(job, as_json=False)
+            return
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,), name="worker")
+        thread.start()
+        typer.echo(f"worker {name} is running; Ctrl-C stops it after the current job")
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            stop.set()
+            thread.join()
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Installed models, what they can do and whether they are ready."""
+    with _service(ctx) as service:
+        models = service.models()
+    if as_json:
+        typer.echo(json.dumps([m.to_dict() for m in models], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "family", "can do", "ready", "description")
+    for m in models:
+        name = f"{m.name} (default)" if m.default else m.name
+        ready = "yes" if m.available else f"no: {m.why_not}"
+        table.add_row(name, m.family, ", ".join(m.capabilities), ready, m.description)
+    Console().print(table)
+
+
+@models_app.command("show")
+def models_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """One model in detail (loads it to read its size, steps and weights hash)."""
+    with _service(ctx) as service:
+        model = service.model(name, load=True)
+    if as_json:
+        typer.echo(json.dumps(model.to_dict(), indent=2))
+        return
+    for key, value in model.to_dict().items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        typer.echo(f"{key}: {shown}")
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _print_result(result: GenerationResult, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    for reason in result.withheld:
+        typer.secho(f"withheld: {reason}", fg="yellow", err=True)
+    for path in result.grids:
+        typer.echo(f"grid: {path}")
+    for image in result.images:
+        typer.echo(f"image {image.recipe.index}: {image.path} (seed {image.recipe.seed})")
+    t = result.timings
+    typer.echo(
+        f"{result.engine} · {len(result.images)} image(s) in {t.total_s:.1f} s "
+        f"(generate {t.generate_s:.1f} s, save {t.save_s:.1f} s)"
+    )
+
+
+def _job_dict(job: Job, full: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state.value,
+        "user": job.user_id,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "progress": [job.progress_step, job.progress_total],
+        "attempts": job.attempts,
+        "error": job.error,
+    }
+    if full:
+        data.update(payload=job.payload, result=job.result)
+    return data
+
+
+def _print_job(job: Job, as_json: bool, *, full: bool = False) -> None:
+    if as_json:
+        typer.echo(json.dumps(_job_dict(job, full), indent=2))
+        return
+    line = f"{job.id}: {job.kind} {job.state.value}"
+    typer.echo(line + (f" ({job.error})" if job.error else ""))
+    if full:
+        typer.echo(json.dumps({"payload": job.payload, "result": job.result}, indent=2))
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar with ETA on stderr; yields the on_progress callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("loading and planning", total=None)
+
+        def on_progress(step: int, total: int) -> None:
+            stage = "generating" if step < total else "saving with watermark, labels, signature"
+            bar.update(task, description=stage, completed=step, total=total)
+
+        yield on_progress
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _service(ctx: typer.Context) -> Iterator[Service]:
+    """The service over a fresh runtime; typed errors become messages and exit codes."""
+    from imagineer.engines.base import Cancelled, EngineError
+    from imagineer.jobs import JobError
+    from imagineer.prompts import PromptError
+    from imagineer.service import SafetyRefusal, Service
+
+    state: _State = ctx.obj
+    try:
+        with state.hooks.make_runtime(state.settings) as runtime:
+            yield Service(runtime)
+    except PromptError as err:
+        _fail(str(err), EXIT_PROMPT)
+    except SafetyRefusal as err:
+        _fail(f"refused ({err.category}): {err.reason}", EXIT_REFUSED)
+    except Cancelled as err:
+        _fail(str(err), EXIT_CANCELLED)
+    except EngineError as err:
+        _fail(f"{err}{_train_hint(str(err))}", EXIT_FAILED)
+    except (JobError, OSError, ValueError) as err:
+        _fail(str(err), EXIT_FAILED)
+
+
+def _train_hint(message: str) -> str:
+    """How to get the embedded model's weights, when the registry says they are missing."""
+    from imagineer.engines.embedded.engine import weights_dir
+
+    if "embedded" not in message or "imagineer train" not in message:
+        return ""
+    folder = weights_dir()
+    return (
+        "\nThe embedded model's weights are not installed. Train them (resumable; hours on a "
+        "CPU, minutes on a GPU):\n"
+        "  imagineer train data\n"
+        f"  imagineer train flow --export {folder}\n"
+        f"  imagineer train upscaler --export {folder}"
+    )
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
