@@ -289,3 +289,22 @@ def test_no_xmp_reads_none(tmp_path: Path) -> None:
     path.write_bytes(buffer.getvalue())
     assert iptc.read_xmp(path) is None
     assert os.path.getsize(path) > 0
+
+
+def test_a_damaged_manifest_is_present_but_invalid(
+    identity: SigningIdentity, tmp_path: Path
+) -> None:
+    signed = sign_created(write(picture(), tmp_path / "a.png"), identity)
+    data = bytearray(signed.read_bytes())
+    start = data.find(b"c2pa.signature")
+    data[start + 60 : start + 80] = bytes(20)  # inside the COSE signature box
+    signed.write_bytes(bytes(data))
+    report = pc.read_manifest(signed)
+    assert report.present and not report.valid
+
+
+def test_a_file_that_is_no_image_has_no_manifest(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.png"
+    bogus.write_bytes(b"not a picture at all")
+    report = pc.read_manifest(bogus)
+    assert not report.present

@@ -168,8 +168,21 @@ def read_manifest(path: Path, *, trust_anchors: bytes | None = None) -> Manifest
     except c2pa.C2paError as err:
         if "ManifestNotFound" in type(err).__name__ or "ManifestNotFound" in str(err):
             return ManifestReport(present=False)
-        return ManifestReport(present=True, validation_state="Invalid", error=str(err))
+        if _has_jumbf_label(path):  # a manifest is there but broken: that is a finding
+            return ManifestReport(present=True, validation_state="Invalid", error=str(err))
+        return ManifestReport(present=False, error=f"unreadable as {mime}: {err}")
     return _report(store, state)
+
+
+def _has_jumbf_label(path: Path) -> bool:
+    """Whether the bytes hold a C2PA manifest store's JUMBF label (read in 1 MiB blocks)."""
+    tail = b""
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            if b"c2pa" in tail + block:
+                return True
+            tail = block[-3:]
+    return False
 
 
 def _check_action(action: str, parents: Sequence[Path]) -> None:

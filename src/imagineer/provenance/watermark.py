@@ -5,13 +5,15 @@ How it works. The payload (32 bits, e.g. `payload_for_recipe`) gets a CRC-16, an
 signed by the bits, repeats over a canonical 256x256 canvas that is stretched over the whole
 image, so the mark scales with the picture: a resized copy maps back onto the same grid.
 Embedding is informed: it measures each bit after a simulated JPEG q75 + 0.5x resize and
-boosts the weak ones, at a fixed total strength (the PSNR cost).
+boosts the weak ones at a fixed total strength (the PSNR cost); pictures that still read
+weakly (flat, dark, clipped) get more strength, up to a cap.
 
 Reading folds the luma canvas onto one tile, whitens its spectrum (so brightness and contrast
-do not matter) and correlates with every bit pattern at every cyclic shift by FFT; a crop is
-found by also trying the canvas as a 85-99% part of a larger one. A mark is `found` only when
-the aligned pattern energy clears a threshold calibrated on unmarked images *and* the CRC
-matches. The key is public: this labels honest outputs, it does not resist a forger.
+do not matter) and correlates with every bit pattern at every cyclic shift by FFT. The grid's
+origin is tried first (an untouched or resized output), then the best shift, then the canvas
+as a 85-99% part of a larger one (a crop). A mark is `found` only when the aligned energy
+clears a threshold set above what unmarked images score *and* the CRC matches. The key is
+public: this labels honest outputs, it does not resist a forger.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class WatermarkReading:
 
     found: bool  # the pattern is there and its CRC checks: `payload` can be trusted
     payload: int | None  # the 32 bits when found, else None
-    score: float  # mean aligned energy per bit: ≈ 1 unmarked, higher marked
+    score: float  # mean squared z of the bit correlations: ≈ 1 by chance, higher marked
     threshold: float  # the score `found` needs
     bit_accuracy: float | None = None  # share of bits equal to `expected`, when one was given
     frames_checked: int = 1
