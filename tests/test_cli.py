@@ -99,12 +99,13 @@ def test_queue_then_work_then_show(cli: Run, tmp_path: Path) -> None:
     assert job["state"] == "queued"
     out, _, code = cli("jobs", "work", "--until-empty")
     assert code == 0 and f"{job['id']}: imagine done" in out
-    out, _, code = cli("jobs", "show", job["id"], "--json")
+    # Job ids may start with "-": "--" keeps them from reading as options.
+    out, _, code = cli("jobs", "show", "--json", "--", job["id"])
     shown = json.loads(out)
     assert shown["state"] == "done" and len(shown["result"]["images"]) == 4
     out, _, code = cli("jobs", "list", "--json")
     assert [j["id"] for j in json.loads(out)] == [job["id"]]
-    _, err, code = cli("jobs", "cancel", job["id"])
+    _, err, code = cli("jobs", "cancel", "--", job["id"])
     assert code == 1 and "cannot go from done to cancelled" in err
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from imagineer.config import Settings
 from imagineer.engines.base import (
+    Cancelled,
     Capability,
     EngineInfo,
     GenerationInput,
@@ -30,7 +31,7 @@ from imagineer.jobs import JobState
 from imagineer.media.images import read_recipe, sidecar_path
 from imagineer.prompts import PromptError, size_for_aspect
 from imagineer.provenance.recipe import content_hash
-from imagineer.runtime import Runtime
+from imagineer.runtime import Runtime, resolve_device
 from imagineer.safety import Decision
 from imagineer.service import (
     GenerationResult,
@@ -312,6 +313,23 @@ def test_output_check_withholds_refused_images(service: Service) -> None:
     result = service.imagine("a red bird --seed 7", steps=1)
     assert len(result.images) == 3 and len(result.withheld) == 1
     assert [image.recipe.index for image in result.images] == [1, 2, 3]
+
+
+def test_cancel_stops_before_anything_is_written(service: Service) -> None:
+    asked: list[int] = []
+
+    def stop_after_first_step() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    with pytest.raises(Cancelled):
+        service.imagine("a red bird --seed 7", steps=3, should_cancel=stop_after_first_step)
+    assert not service.runtime.settings.output_dir.exists()
+
+
+def test_device_auto_follows_cuda() -> None:
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cuda:1") == "cuda:1"
 
 
 def test_marked_outputs_verify(tmp_path: Path) -> None:

@@ -95,7 +95,8 @@ def main() -> None:
 # --- generation -----------------------------------------------------------------------------
 
 OutOpt = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Folder for the images (default: ./outputs).")
+    Path | None,
+    typer.Option("--out", "-o", help="Folder for the images (default: ./outputs of the runner)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
 QueueOpt = Annotated[
@@ -438,7 +439,7 @@ def _service(ctx: typer.Context) -> Iterator[Service]:
         _fail(str(err), EXIT_CANCELLED)
     except EngineError as err:
         _fail(f"{err}{_train_hint(str(err))}", EXIT_FAILED)
-    except (JobError, OSError, ValueError) as err:
+    except (JobError, OSError, ValueError, ImportError) as err:
         _fail(str(err), EXIT_FAILED)
 
 
