@@ -208,3 +208,23 @@ def test_webm_reads_its_watermark_without_claiming_a_stripped_manifest(tmp_path:
     verdict = verify(clip)
     assert verdict.summary == "watermark found (this format carries no C2PA manifest)"
     assert verdict.watermark is not None and verdict.watermark.payload == 0x1234ABCD
+
+
+def test_animated_gif_frames_vote(identity: SigningIdentity, tmp_path: Path) -> None:
+    payload = wm.payload_for_recipe(RECIPE)
+    frames = wm.embed_frames([scene(50 + i) for i in range(4)], payload)
+    gif = tmp_path / "clip.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=125, loop=0)
+    signed = pc.sign_file(
+        gif,
+        tmp_path / "signed.gif",
+        identity=identity,
+        action="created",
+        recipe_json=RECIPE,
+        model="embedded-video",
+        model_hash="",
+    )
+    verdict = verify(signed)
+    assert verdict.finding == "manifest_valid"
+    assert verdict.watermark is not None and verdict.watermark.frames_checked == 4
+    assert verdict.watermark.matches(payload)

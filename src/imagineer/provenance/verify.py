@@ -11,7 +11,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from imagineer.provenance import watermark
 from imagineer.provenance.c2pa import ManifestReport, read_manifest
@@ -174,13 +174,20 @@ def _read_watermark(
         return _read_video_watermark(path, expected)
     try:
         with Image.open(path) as image:
-            image.seek(0)
-            frame = image.convert("RGB")
+            frames = [f.convert("RGB") for f in islice(ImageSequence.Iterator(image), MAX_DECODED)]
     except (UnidentifiedImageError, OSError) as err:
         return None, f"not an image Pillow reads: {err}"
-    if min(frame.size) < watermark.MIN_DETECT_SIDE:
-        return None, f"{frame.width}x{frame.height} is too small to carry a watermark"
-    return watermark.detect(frame, expected=expected), ""
+    if min(frames[0].size) < watermark.MIN_DETECT_SIDE:
+        return None, f"{frames[0].width}x{frames[0].height} is too small to carry a watermark"
+    if len(frames) > 1:  # an animated GIF or WebP: every frame votes
+        return watermark.detect_video(_spread(frames), expected=expected), ""
+    return watermark.detect(frames[0], expected=expected), ""
+
+
+def _spread(frames: list[Image.Image]) -> list[Image.Image]:
+    """At most MAX_VIDEO_FRAMES frames, evenly spread over the clip."""
+    step = max(1, len(frames) // MAX_VIDEO_FRAMES)
+    return frames[::step][:MAX_VIDEO_FRAMES]
 
 
 def _read_video_watermark(
@@ -197,8 +204,7 @@ def _read_video_watermark(
         return None, f"cannot decode {path.name}: {err}"
     if not frames:
         return None, f"{path.name} has no video frames"
-    step = max(1, len(frames) // MAX_VIDEO_FRAMES)
-    return watermark.detect_video(frames[::step][:MAX_VIDEO_FRAMES], expected=expected), ""
+    return watermark.detect_video(_spread(frames), expected=expected), ""
 
 
 def _watermark_line(reading: watermark.WatermarkReading | None, note: str) -> str:
