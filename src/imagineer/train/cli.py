@@ -38,6 +38,10 @@ def flow_command(
     export: Annotated[
         Path | None, typer.Option(help="Write EMA weights here at every checkpoint.")
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from these exported weights when the run has no checkpoint."),
+    ] = None,
 ) -> None:
     """Train (or resume) the base text-to-image model with rectified flow."""
     from imagineer.train.export import export_unet
@@ -51,6 +55,7 @@ def flow_command(
         lr=lr,
         threads=threads,
         device=device,
+        init=init,
     )
     trainer = Trainer(cfg, log=typer.echo)
 
@@ -99,3 +104,23 @@ def rerender_command(
     from imagineer.train import data
 
     data.rerender(data_dir, workers=workers, log=typer.echo)
+
+
+@app.command("evaluator")
+def evaluator_command(
+    out: Annotated[Path, typer.Option(help="Weights file to write.")] = Path(
+        "src/imagineer/weights/evaluator.safetensors"
+    ),
+    data_dir: Annotated[Path, typer.Option(help="Cache of rendered sets.")] = Path(
+        "data/evaluator"
+    ),
+    count: Annotated[int, typer.Option(min=1000, help="Training renders.")] = 80000,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+) -> None:
+    """Train the world evaluator (the adherence judge) on fresh renders and ship its weights."""
+    from imagineer.train.evaluator import EvaluatorTrainConfig, train_evaluator
+
+    cfg = EvaluatorTrainConfig(out=out, data=data_dir, count=count, epochs=epochs, threads=threads)
+    result = train_evaluator(cfg, log=typer.echo)
+    typer.echo(f"wrote {result.path}; scored attributes: {', '.join(result.scored)}")

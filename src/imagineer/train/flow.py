@@ -27,7 +27,7 @@ class FlowTrainConfig:
     minutes: float = 60.0  # stop after this much training time (this invocation)
     batch: int = 64
     lr: float = 3e-4
-    warmup: int = 300  # steps of linear warm-up (also after a resume with a fresh optimiser)
+    warmup: int = 60  # steps of linear warm-up (also after a resume with a fresh optimiser)
     ema: float = 0.999
     caption_dropout: float = 0.1  # empty prompt this often: what guidance and --no need
     checkpoint_every_s: float = 300.0
@@ -36,6 +36,7 @@ class FlowTrainConfig:
     seed: int = 0
     device: str = "cpu"
     unet: UNetConfig = field(default_factory=UNetConfig)
+    init: Path | None = None  # shipped weights to start from when the run has no checkpoint
 
 
 def flow_loss(
@@ -92,6 +93,8 @@ class Trainer:
     def _resume(self) -> None:
         path = self.checkpoint_path
         if not path.exists():
+            if self.cfg.init is not None:
+                self._start_from_export(self.cfg.init)
             return
         state = torch.load(path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
@@ -103,6 +106,23 @@ class Trainer:
         self.gen.set_state(state["gen"])
         self.resumed_with_optimiser = "opt" in state
         self.log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")
+
+    def _start_from_export(self, path: Path) -> None:
+        """Continue from exported EMA weights (what the repo ships): a compact resume."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        shipped = UNetConfig.from_dict(json.loads(meta["config"]))
+        if shipped != self.cfg.unet:
+            raise ValueError(f"{path} was trained with {shipped}, not {self.cfg.unet}")
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        self.step = int(meta.get("step", "0"))
+        self.seconds = float(meta.get("trained_minutes", "0")) * 60
+        self.log(f"started from {path} at step {self.step} (fresh optimiser, warm-up again)")
 
     def save(self) -> None:
         state = {
