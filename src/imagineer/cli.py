@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from imagineer.config import Settings
+from imagineer.server.keys_cli import app as keys_app
 from imagineer.service.jobs import ImagineJob, JobRequest, RemixJob, UpscaleJob, VaryJob
 from imagineer.train.cli import app as train_app
 
@@ -43,6 +44,7 @@ models_app = typer.Typer(help="The installed models.")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+app.add_typer(keys_app, name="keys")
 
 
 def _default_runtime(settings: Settings) -> Runtime:
@@ -212,6 +214,37 @@ def _run(ctx: typer.Context, request: JobRequest, *, queue: bool, as_json: bool)
 
 def _text(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run jobs here, or leave them to `imagineer jobs work` processes.",
+        ),
+    ] = True,
+) -> None:
+    """Serve the HTTP API: REST jobs, SSE progress, OpenAI-compatible images (docs/api.md)."""
+    import uvicorn
+
+    from imagineer.server.app import create_app
+    from imagineer.server.options import ServerOptions
+
+    state: _State = ctx.obj
+    try:
+        options = ServerOptions(host=host, port=port, worker=worker)
+    except ValueError as err:
+        _fail(str(err), EXIT_PROMPT)
+    with state.hooks.make_runtime(state.settings) as runtime:
+        server_app = create_app(state.settings, runtime=runtime, options=options)
+        uvicorn.run(server_app, host=host, port=port)
 
 
 # --- jobs -----------------------------------------------------------------------------------

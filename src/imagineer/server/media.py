@@ -1,0 +1,106 @@
+"""Where the server keeps outputs and uploads, and how a job's files become (signed) URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from PIL import Image, UnidentifiedImageError
+
+from imagineer.jobs import Job
+from imagineer.service import GenerationResult
+
+UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+MAX_UPLOAD_PIXELS = 4096 * 4096
+
+
+class BadUpload(ValueError):
+    """An uploaded file that is not an image the server takes."""
+
+
+def user_folder(media_dir: Path, user_id: str) -> Path:
+    """The user's folder: named by a hash, so user names never become paths."""
+    return media_dir / hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
+
+
+def media_path(job_id: str, name: str) -> str:
+    """The URL path of one file of a job."""
+    return f"/v1/media/{quote(job_id, safe='')}/{quote(name, safe='')}"
+
+
+def result_of(job: Job) -> GenerationResult | None:
+    """The typed result of a finished job, or None."""
+    return None if job.result is None else GenerationResult.from_dict(job.result)
+
+
+def job_files(job: Job) -> dict[str, Path]:
+    """The files a job made (images and grids), by file name."""
+    result = result_of(job)
+    if result is None:
+        return {}
+    return {path.name: path for path in (*result.paths, *result.grids)}
+
+
+def delete_job_files(job: Job, media_dir: Path) -> int:
+    """Delete the files a job made inside the media folder (never elsewhere); how many."""
+    root = media_dir.resolve()
+    count = 0
+    for path in job_files(job).values():
+        resolved = path.resolve()
+        if resolved.is_relative_to(root) and resolved.is_file():
+            resolved.unlink()
+            count += 1
+    return count
+
+
+def save_upload(data: bytes, folder: Path, *, max_bytes: int) -> Path:
+    """Keep an uploaded PNG, JPEG or WebP image under a random name; raise BadUpload else."""
+    if not data:
+        raise BadUpload("the uploaded file is empty: send a PNG, JPEG or WebP image")
+    if len(data) > max_bytes:
+        raise BadUpload(f"the upload is {len(data)} bytes: the limit is {max_bytes}")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind, (width, height) = image.format, image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        raise BadUpload("the upload is not a readable image: send PNG, JPEG or WebP") from None
+    if kind not in UPLOAD_FORMATS:
+        raise BadUpload(f"the upload is {kind}: send PNG, JPEG or WebP")
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise BadUpload(f"the image is {width}x{height}: keep it to {MAX_UPLOAD_PIXELS} pixels")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{secrets.token_hex(12)}{UPLOAD_FORMATS[kind]}"
+    path.write_bytes(data)
+    return path
+
+
+@dataclass(frozen=True)
+class UrlSigner:
+    """Signs media URLs that work without a key until they expire (OpenAI's "url" format).
+
+    The secret lives in memory: signed URLs also stop working when the server restarts.
+    """
+
+    secret: bytes
+
+    @classmethod
+    def create(cls) -> UrlSigner:
+        return cls(secrets.token_bytes(32))
+
+    def signature(self, job_id: str, name: str, expires: int) -> str:
+        message = f"{job_id}\n{name}\n{expires}".encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+    def signed_path(self, job_id: str, name: str, expires: int) -> str:
+        sig = self.signature(job_id, name, expires)
+        return f"{media_path(job_id, name)}?expires={expires}&signature={sig}"
+
+    def valid(self, job_id: str, name: str, expires: int, signature: str, now: float) -> bool:
+        expected = self.signature(job_id, name, expires)
+        return now < expires and hmac.compare_digest(expected, signature)

@@ -1,0 +1,1 @@
+"""One router per resource: jobs, events, media, verify, images (OpenAI) and health."""

@@ -1,0 +1,240 @@
+"""The API's request and response bodies: JobCreate → JobPublic, and OpenAI's image shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imagineer.jobs import Job
+from imagineer.prompts.params import MAX_SEED
+from imagineer.server.media import media_path, result_of
+from imagineer.service import GenerationResult, ModelSummary, from_payload
+
+MAX_PROMPT_CHARS = 4000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are errors, never ignored
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+class JobCreate(_Strict):
+    """POST /v1/jobs as JSON; a text/plain body is the prompt alone."""
+
+    kind: Literal["imagine"] = "imagine"
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    steps: int | None = Field(default=None, ge=1, description="overrides --q and --draft")
+
+
+class _FromImage(_Strict):
+    image: int = Field(default=0, ge=0, description="which image of the job's result")
+
+
+class VaryCreate(_FromImage):
+    strength: Literal["subtle", "strong"] = "subtle"
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    steps: int | None = Field(default=None, ge=1)
+
+
+class UpscaleCreate(_FromImage):
+    factor: Literal[2, 4] = 2
+
+
+class RemixCreate(_FromImage):
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    steps: int | None = Field(default=None, ge=1)
+
+
+class Progress(BaseModel):
+    step: int | None
+    total: int | None
+
+
+class FilePublic(BaseModel):
+    name: str
+    url: str  # needs the same key as the job
+
+
+class ImagePublic(FilePublic):
+    index: int  # position in the job's images: what vary/upscale/remix take as "image"
+    seed: int
+    width: int
+    height: int
+    prompt: str
+    watermarked: bool
+    signed: bool
+
+
+class ResultPublic(BaseModel):
+    images: list[ImagePublic]
+    grids: list[FilePublic]
+    seeds: list[int]
+    engine: str
+    model_id: str
+    warnings: list[str]
+    withheld: list[str]
+    timings: dict[str, float]
+
+    @classmethod
+    def from_result(cls, job_id: str, result: GenerationResult) -> ResultPublic:
+        images = [
+            ImagePublic(
+                name=image.path.name,
+                url=media_path(job_id, image.path.name),
+                index=i,
+                seed=image.recipe.seed,
+                width=image.recipe.width,
+                height=image.recipe.height,
+                prompt=image.recipe.prompt,
+                watermarked=image.watermarked,
+                signed=image.signed,
+            )
+            for i, image in enumerate(result.images)
+        ]
+        grids = [FilePublic(name=p.name, url=media_path(job_id, p.name)) for p in result.grids]
+        return cls(
+            images=images,
+            grids=grids,
+            seeds=list(result.seeds),
+            engine=result.engine,
+            model_id=result.model_id,
+            warnings=list(result.warnings),
+            withheld=list(result.withheld),
+            timings=result.timings.to_dict(),
+        )
+
+
+class JobPublic(BaseModel):
+    """A job as its owner sees it (server paths never leave the server)."""
+
+    id: str
+    kind: str
+    state: str  # queued, running, done, failed or cancelled
+    prompt: str | None
+    steps: int | None = None
+    strength: str | None = None
+    factor: int | None = None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    cancel_requested: bool
+    attempts: int
+    error: str | None
+    result: ResultPublic | None
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobPublic:
+        try:
+            request = from_payload(job.kind, job.payload)
+        except ValueError:  # a kind this server does not know: show the rest
+            request = None
+        result = result_of(job)
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            state=job.state.value,
+            prompt=getattr(request, "prompt", None),
+            steps=getattr(request, "steps", None),
+            strength=getattr(request, "strength", None),
+            factor=getattr(request, "factor", None),
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            progress=Progress(step=job.progress_step, total=job.progress_total),
+            cancel_requested=job.cancel_requested,
+            attempts=job.attempts,
+            error=job.error,
+            result=None if result is None else ResultPublic.from_result(job.id, result),
+        )
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    next_cursor: str | None  # pass as ?before= for the next page; None on the last page
+
+
+class ProgressEvent(BaseModel):
+    """One `state` event of GET /v1/jobs/{id}/events."""
+
+    id: str
+    state: str
+    step: int | None
+    total: int | None
+
+
+# --- models, health -----------------------------------------------------------------------------
+
+
+class ModelPublic(BaseModel):
+    """A model in OpenAI's list shape, with imagineer's own fields beside."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "imagineer"
+    family: str
+    capabilities: list[str]
+    available: bool
+    why_not: str | None
+    default: bool
+    description: str
+
+    @classmethod
+    def from_summary(cls, m: ModelSummary) -> ModelPublic:
+        return cls(
+            id=m.name,
+            family=m.family,
+            capabilities=list(m.capabilities),
+            available=m.available,
+            why_not=m.why_not,
+            default=m.default,
+            description=m.description,
+        )
+
+
+class ModelsPublic(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelPublic]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    worker: Literal["running", "stopped", "off"]  # off: separate worker processes run jobs
+
+
+# --- OpenAI-compatible images ---------------------------------------------------------------------
+
+Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
+ResponseFormat = Literal["b64_json", "url"]
+
+
+class ImageGenerationRequest(_Strict):
+    """POST /v1/images/generations; seed, negative_prompt and steps are imagineer's extras."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: str | None = None  # an imagineer model name (GET /v1/models); None: the default
+    n: int = Field(default=1, ge=1, le=10)
+    size: str | None = None  # "WIDTHxHEIGHT" sets the aspect ratio, or "auto"
+    quality: Quality | None = None
+    style: Literal["vivid", "natural"] | None = None
+    response_format: ResponseFormat = "url"
+    user: str | None = Field(default=None, max_length=256)  # accepted, not used
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    negative_prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    steps: int | None = Field(default=None, ge=1)
+
+
+class ImageData(BaseModel):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None  # the canonical prompt that ran
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
