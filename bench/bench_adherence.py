@@ -24,10 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from _harness import RESULTS_DIR, Report, Timing
 from imagineer.engines.base import Capability, GenerationInput, RunControl
-from imagineer.engines.embedded.engine import EmbeddedEngine, weights_available
+from imagineer.engines.embedded.engine import (
+    UNET_FILE,
+    EmbeddedEngine,
+    weights_available,
+    weights_dir,
+)
 from imagineer.world import held_out_prompts, render
 from imagineer.world.evaluate import AdherenceReport, Evaluator, EvaluatorError
 from imagineer.world.scene import ATTRIBUTE_NAMES, Scene
@@ -40,6 +46,13 @@ def to_uint8(x: torch.Tensor) -> list[np.ndarray]:
     """(B, 3, H, W) tensor in [-1, 1] -> B arrays (H, W, 3) uint8, as the engine converts."""
     out = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
     return list(np.ascontiguousarray(out.cpu().numpy()))
+
+
+def checkpoint(folder: Path | None) -> dict[str, str]:
+    """Training step and minutes recorded in the UNet's metadata (the weights are still moving)."""
+    with safe_open(str((folder or weights_dir()) / UNET_FILE), framework="pt") as f:
+        meta = f.metadata() or {}
+    return {k: meta[k] for k in ("step", "trained_minutes") if k in meta}
 
 
 def sample(
@@ -142,6 +155,7 @@ def main() -> None:
         "shuffled ref": judge.score(refs, shuffled),
     }
     seconds = {"engine": t_made, "reference": t_refs, "unconditional": t_blank, "shuffled ref": 0.0}
+    print(f"engine checkpoint: {checkpoint(args.weights)}")
     print_table(rows, judge.scored)
     report = Report(args.name)
     report.context.update(
@@ -150,6 +164,7 @@ def main() -> None:
         n=args.n,
         scored=list(judge.scored),
         engine_model_hash=engine.info.model_hash,
+        engine_checkpoint=checkpoint(args.weights),
     )
     for label, row in rows.items():
         report.add(as_timing(label, seconds[label], row))
