@@ -17,7 +17,7 @@ from imagineer.server.keys import KeyStore
 from imagineer.server.limits import RateLimiter
 from imagineer.server.media import UrlSigner
 from imagineer.server.options import ServerOptions
-from imagineer.server.routes import events, health, images, jobs, media, verify
+from imagineer.server.routes import events, health, images, jobs, media, prompts, verify
 from imagineer.server.worker import InProcessWorker
 from imagineer.service import Service
 
@@ -75,7 +75,7 @@ def create_app(
     )
     app.state.server = state
     install_handlers(app)
-    for module in (health, jobs, events, media, verify, images):
+    for module in (health, jobs, events, media, verify, images, prompts):
         app.include_router(module.router)
     return app
 

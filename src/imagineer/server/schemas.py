@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -165,6 +165,49 @@ class ProgressEvent(BaseModel):
     state: str
     step: int | None
     total: int | None
+
+
+class PreviewEvent(BaseModel):
+    """One `preview` event of GET /v1/jobs/{id}/events: the image in progress."""
+
+    id: str
+    step: int  # the progress the preview was made at
+    total: int
+    image: str  # a data: URL of a small PNG (at most 256 px a side)
+
+
+# --- prompts ----------------------------------------------------------------------------------
+
+
+class PromptParse(_Strict):
+    """POST /v1/prompts/parse: check a prompt without queueing it."""
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+
+
+class PromptProblem(BaseModel):
+    """Why a prompt cannot run; span, token and suggestion point into the prompt text."""
+
+    code: Literal["prompt_error", "unsupported_request"]
+    message: str  # with the suggestion, if any
+    caret: str | None  # the prompt line and a caret line under the bad token, as the CLI prints
+    span: tuple[int, int] | None  # [start, end) character offsets of the bad token
+    token: str | None
+    suggestion: str | None
+
+
+class ParsedPrompt(BaseModel):
+    """One request of a prompt (permutations and --repeat make several)."""
+
+    canonical: str  # the request written back in the prompt language
+    request: dict[str, Any]  # the typed request as JSON (imagineer.prompts.Request.to_dict)
+    warnings: list[str]
+
+
+class PromptCheck(BaseModel):
+    valid: bool
+    requests: list[ParsedPrompt]  # empty when the prompt is not valid
+    error: PromptProblem | None
 
 
 # --- models, health -----------------------------------------------------------------------------

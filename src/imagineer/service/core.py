@@ -34,6 +34,7 @@ from imagineer.service.jobs import (
     to_payload,
     with_absolute_paths,
 )
+from imagineer.service.previews import PreviewFn, PreviewWriter, preview_file
 from imagineer.service.render import Batch, CancelFn, Hooks, ProgressFn, Renderer, Source
 from imagineer.service.results import GenerationResult, ModelSummary, NotAnOutput, SafetyRefusal
 
@@ -64,6 +65,7 @@ class Service:
         steps: int | None = None,
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
+        on_preview: PreviewFn | None = None,
     ) -> GenerationResult:
         """A 2x2 grid per request of `prompt_text`, every image saved with its marks.
 
@@ -90,7 +92,7 @@ class Service:
             batches,
             out_dir=out_dir,
             user=user,
-            hooks=Hooks(on_progress, should_cancel),
+            hooks=Hooks(on_progress, should_cancel, on_preview),
             route_s=time.perf_counter() - started,
         )
 
@@ -105,6 +107,7 @@ class Service:
         steps: int | None = None,
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
+        on_preview: PreviewFn | None = None,
     ) -> GenerationResult:
         """A 2x2 grid of variations of an image, with new seeds; strength subtle or strong.
 
@@ -135,7 +138,7 @@ class Service:
             [Batch(route, dataclasses.replace(grid, inputs=inputs))],
             out_dir=out_dir,
             user=user,
-            hooks=Hooks(on_progress, should_cancel),
+            hooks=Hooks(on_progress, should_cancel, on_preview),
             source=source,
             route_s=time.perf_counter() - started,
         )
@@ -193,6 +196,7 @@ class Service:
         steps: int | None = None,
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
+        on_preview: PreviewFn | None = None,
     ) -> GenerationResult:
         """Re-render the grid an image came from: the image at its recipe's index has
         identical pixels on the same engine weights.
@@ -227,7 +231,7 @@ class Service:
             [Batch(route, grid)],
             out_dir=out_dir,
             user=user,
-            hooks=Hooks(on_progress, should_cancel),
+            hooks=Hooks(on_progress, should_cancel, on_preview),
             source=source,
             route_s=time.perf_counter() - started,
         )
@@ -305,8 +309,9 @@ class Service:
         user: str = "local",
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
+        on_preview: PreviewFn | None = None,
     ) -> GenerationResult:
-        """Run a typed request now, in this process."""
+        """Run a typed request now, in this process (upscales make no previews)."""
         out = None if request.out_dir is None else Path(request.out_dir)
         if isinstance(request, ImagineJob):
             return self.imagine(
@@ -316,6 +321,7 @@ class Service:
                 steps=request.steps,
                 on_progress=on_progress,
                 should_cancel=should_cancel,
+                on_preview=on_preview,
             )
         if isinstance(request, VaryJob):
             return self.vary(
@@ -327,6 +333,7 @@ class Service:
                 steps=request.steps,
                 on_progress=on_progress,
                 should_cancel=should_cancel,
+                on_preview=on_preview,
             )
         if isinstance(request, UpscaleJob):
             return self.upscale(
@@ -345,15 +352,30 @@ class Service:
             steps=request.steps,
             on_progress=on_progress,
             should_cancel=should_cancel,
+            on_preview=on_preview,
         )
 
     def run_job(self, job: Job, ctx: JobContext) -> dict[str, object]:
-        """The worker's handler: run the job's typed request, return the result as JSON."""
+        """The worker's handler: run the job's typed request, return the result as JSON.
+
+        While it runs, a preview of the image in progress is kept at `preview_path(job)`."""
         request = from_payload(job.kind, job.payload)
-        result = self.perform(
-            request, user=job.user_id, on_progress=ctx.progress, should_cancel=ctx.cancelled
-        )
+        previews = PreviewWriter(self.preview_path(job))
+        try:
+            result = self.perform(
+                request,
+                user=job.user_id,
+                on_progress=ctx.progress,
+                should_cancel=ctx.cancelled,
+                on_preview=previews,
+            )
+        finally:
+            previews.remove()
         return result.to_dict()
+
+    def preview_path(self, job: Job) -> Path:
+        """Where the latest preview of a running job is (while there is one)."""
+        return preview_file(job.payload, job.id, self.runtime.settings.output_dir)
 
     def jobs(
         self, *, user: str | None = None, state: JobState | str | None = None, limit: int = 50

@@ -19,6 +19,7 @@ from imagineer.router import Route
 from imagineer.safety import Decision
 from imagineer.service import plan as planning
 from imagineer.service.outputs import Marking, output_stem, unique_path, write_output
+from imagineer.service.previews import PreviewFn, preview_every
 from imagineer.service.results import GenerationResult, OutputImage, SafetyRefusal, Timings
 
 if TYPE_CHECKING:
@@ -57,17 +58,22 @@ class Hooks:
 
     on_progress: ProgressFn | None = None
     should_cancel: CancelFn | None = None
+    on_preview: PreviewFn | None = None  # the image in progress, every few steps
 
 
 class _Steps:
     """Turns each engine call's (step, total) into progress over the whole service call."""
 
-    def __init__(self, on_progress: ProgressFn | None, total: int) -> None:
-        self.on_progress, self.total, self.base = on_progress, total, 0
+    def __init__(self, hooks: Hooks, total: int) -> None:
+        self.on_progress, self.on_preview = hooks.on_progress, hooks.on_preview
+        self.total, self.base = total, 0
 
-    def report(self, step: int, _total: int, _preview: np.ndarray | None = None) -> None:
+    def report(self, step: int, _total: int, preview: np.ndarray | None = None) -> None:
+        done = min(self.base + step, self.total)
+        if preview is not None and self.on_preview is not None:
+            self.on_preview(done, self.total, preview)
         if self.on_progress is not None:
-            self.on_progress(min(self.base + step, self.total), self.total)
+            self.on_progress(done, self.total)
 
     def advance(self, steps: int) -> None:
         self.base += steps
@@ -132,13 +138,14 @@ class Renderer:
             )
         ]
         total = sum(batches[b].grid.inputs[chunk[0]].steps for b, chunk in calls)
-        steps = _Steps(hooks.on_progress, total)
-        control = RunControl(on_progress=steps.report, should_cancel=hooks.should_cancel)
+        steps = _Steps(hooks, total)
         results: list[dict[int, GenerationOutput]] = [{} for _ in batches]
         for b, chunk in calls:
             if hooks.should_cancel is not None and hooks.should_cancel():
                 raise Cancelled("cancelled before generation finished")
             route, inputs = batches[b].route, batches[b].grid.inputs
+            every = preview_every(inputs[chunk[0]].steps) if hooks.on_preview else 0
+            control = RunControl(steps.report, hooks.should_cancel, preview_every=every)
             outs = route.engine.generate([inputs[i] for i in chunk], control)
             if len(outs) != len(chunk):
                 raise RuntimeError(f"engine {route.name!r} returned {len(outs)} of {len(chunk)}")

@@ -1,22 +1,26 @@
-"""/v1/jobs/{id}/events: Server-Sent Events of a job's state and steps until it ends."""
+"""/v1/jobs/{id}/events: Server-Sent Events of a job's state, steps and previews until it ends."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from imagineer.jobs import Job, JobNotFound
+from imagineer.jobs import Job, JobNotFound, JobState
 from imagineer.server.deps import PrincipalDep, ServerState, StateDep
-from imagineer.server.schemas import JobPublic, ProgressEvent
+from imagineer.server.schemas import JobPublic, PreviewEvent, ProgressEvent
+from imagineer.service.previews import Preview, read_preview
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+FileKey = tuple[int, int] | None  # (mtime in ns, size) of the preview last sent
 
 
 def sse(event: str, data: str) -> str:
@@ -26,8 +30,10 @@ def sse(event: str, data: str) -> str:
 
 @router.get("/{job_id}/events", response_class=StreamingResponse)
 def job_events(job_id: str, state: StateDep, principal: PrincipalDep) -> StreamingResponse:
-    """`state` events ({id, state, step, total}) whenever they change, then one `end` event
-    with the whole job once it is done, failed or cancelled."""
+    """`state` events ({id, state, step, total}) whenever they change, `preview` events
+    ({id, step, total, image}) with a small PNG of the image in progress every few steps
+    while the job runs, then one `end` event with the whole job once it is done, failed or
+    cancelled."""
     job = state.service.job(job_id, user=principal.user_id)  # 404 before the stream starts
     return StreamingResponse(
         _stream(state, job),
@@ -38,6 +44,8 @@ def job_events(job_id: str, state: StateDep, principal: PrincipalDep) -> Streami
 
 async def _stream(state: ServerState, job: Job) -> AsyncIterator[str]:
     last: tuple[object, ...] | None = None
+    sent: FileKey = None
+    preview_path = state.service.preview_path(job)
     quiet_since = time.monotonic()
     while True:
         now = (job.state, job.progress_step, job.progress_total)
@@ -47,7 +55,12 @@ async def _stream(state: ServerState, job: Job) -> AsyncIterator[str]:
             )
             yield sse("state", event.model_dump_json())
             last, quiet_since = now, time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEPALIVE_S:
+        if job.state is JobState.RUNNING:
+            preview, sent = await run_in_threadpool(_new_preview, preview_path, sent)
+            if preview is not None:
+                yield sse("preview", _preview_event(job.id, preview).model_dump_json())
+                quiet_since = time.monotonic()
+        if time.monotonic() - quiet_since >= KEEPALIVE_S:
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
         if job.state.finished:
@@ -62,3 +75,20 @@ async def _stream(state: ServerState, job: Job) -> AsyncIterator[str]:
                 ProgressEvent(id=job.id, state="deleted", step=None, total=None).model_dump_json(),
             )
             return
+
+
+def _new_preview(path: Path, sent: FileKey) -> tuple[Preview | None, FileKey]:
+    """The preview at `path` when it changed since the one sent (whose key is `sent`)."""
+    try:
+        stat = path.stat()
+    except OSError:  # none yet, or the job just ended and removed it
+        return None, sent
+    key = (stat.st_mtime_ns, stat.st_size)
+    if key == sent:
+        return None, sent
+    return read_preview(path), key
+
+
+def _preview_event(job_id: str, preview: Preview) -> PreviewEvent:
+    image = "data:image/png;base64," + base64.b64encode(preview.png).decode("ascii")
+    return PreviewEvent(id=job_id, step=preview.step, total=preview.total, image=image)

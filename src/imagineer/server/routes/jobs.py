@@ -30,6 +30,8 @@ from imagineer.service import ImagineJob, JobRequest, RemixJob, UpscaleJob, Vary
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 MAX_BODY_BYTES = 64 * 1024
+SEARCH_PAGE = 100  # jobs read per query while searching
+SEARCH_SCAN = 1000  # at most this many jobs are read to answer one page of a search
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=256, description="Repeat it to get the same job."),
@@ -65,13 +67,60 @@ def list_jobs(
     job_state: Annotated[JobState | None, Query(alias="state")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[datetime | None, Query(description="next_cursor of the last page")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="only jobs whose prompt or kind has all these words"),
+    ] = None,
 ) -> JobsPublic:
     """The caller's jobs, newest first."""
     if before is not None and before.tzinfo is None:
         raise ApiError(422, "before: give a time with its zone, e.g. …+00:00", param="before")
+    words = q.casefold().split() if q else []
+    if words:
+        jobs, cursor = _search(state, principal, job_state, words, limit, before)
+        return JobsPublic(data=[JobPublic.from_job(job) for job in jobs], next_cursor=cursor)
     jobs = state.store.list(user_id=principal.user_id, state=job_state, limit=limit, before=before)
     cursor = jobs[-1].created_at.isoformat() if len(jobs) == limit else None
     return JobsPublic(data=[JobPublic.from_job(job) for job in jobs], next_cursor=cursor)
+
+
+def _search(
+    state: ServerState,
+    principal: Principal,
+    job_state: JobState | None,
+    words: list[str],
+    limit: int,
+    before: datetime | None,
+) -> tuple[list[Job], str | None]:
+    """Up to `limit` matching jobs, newest first, reading at most SEARCH_SCAN jobs; the cursor
+    is where reading stopped (None once every job was read)."""
+    found: list[Job] = []
+    scanned = 0
+    cursor = before
+    while scanned < SEARCH_SCAN:
+        page = state.store.list(
+            user_id=principal.user_id, state=job_state, limit=SEARCH_PAGE, before=cursor
+        )
+        for job in page:
+            scanned += 1
+            cursor = job.created_at
+            if all(word in _search_text(job) for word in words):
+                found.append(job)
+                if len(found) == limit:
+                    return found, cursor.isoformat()
+        if len(page) < SEARCH_PAGE:
+            return found, None
+    return found, None if cursor is None else cursor.isoformat()
+
+
+def _search_text(job: Job) -> str:
+    """What a search looks in: the kind, the prompt asked for and the prompts that ran."""
+    prompt = job.payload.get("prompt")
+    parts = [job.kind, prompt if isinstance(prompt, str) else ""]
+    result = result_of(job)
+    if result is not None:
+        parts += [image.recipe.prompt for image in result.images]
+    return " ".join(parts).casefold()
 
 
 @router.get("/{job_id}")
