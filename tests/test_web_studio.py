@@ -6,13 +6,17 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -193,3 +197,140 @@ def test_events_carry_previews_while_the_job_runs(tmp_path: Path) -> None:
         assert rest[-1][1]["state"] == "done", rest[-1]
         assert len(rest[-1][1]["result"]["images"]) == 4
         assert not path.exists()  # the preview goes when the job ends
+
+
+# --- the page, in real headless Chromium ------------------------------------------------------
+
+
+def chromium_path() -> str | None:
+    """The browser to drive: $IMAGINEER_CHROMIUM, else a Chromium or Chrome on PATH."""
+    given = os.environ.get("IMAGINEER_CHROMIUM")
+    if given:
+        return given
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    return next((found for name in names if (found := shutil.which(name))), None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright (the system browser: nothing is downloaded)."""
+    executable = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        executable, why = None, "playwright is not installed (pip install -e '.[dev]')"
+    else:
+        why = "no chromium on PATH (apt-get install chromium, or set IMAGINEER_CHROMIUM)"
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser tests must run in CI: {why}")
+        pytest.skip(why)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable)
+        yield chromium
+        chromium.close()
+
+
+class LiveServer:
+    """The real app under uvicorn on 127.0.0.1, on a free port, in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="studio-server", daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        (sock,) = [s for server in self.server.servers for s in server.sockets]
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Iterator[tuple[LiveServer, PausingEngine]]:
+    """A live server with a worker, signing and watermarking on, over the pausing engine."""
+    engine = PausingEngine()
+    app, runtime, _ = build_app(tmp_path, engine, worker=True, watermark=True, sign=True)
+    with runtime, LiveServer(app) as live:
+        yield live, engine
+
+
+def shot(page: Any, name: str) -> None:
+    """Keep a screenshot when $IMAGINEER_SCREENSHOTS names a folder (for docs and review)."""
+    folder = os.environ.get("IMAGINEER_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def test_studio_checks_the_prompt_shows_progress_the_grid_an_upscale_and_ai_info(
+    browser: Any, studio: tuple[LiveServer, PausingEngine]
+) -> None:
+    from playwright.sync_api import expect
+
+    live, engine = studio
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live.url)
+    expect(page.locator("#auth-status")).to_have_text("Local mode")
+
+    # 1. a prompt error shows inline, at the bad token, with its fix
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill("a red ball on green grass --stylise 200")
+    error = page.locator("#prompt-error")
+    expect(error).to_contain_text("unknown parameter --stylise, did you mean --stylize?")
+    expect(page.locator("#prompt-mirror mark.bad")).to_have_text("--stylise")
+    expect(page.locator("#generate")).to_be_disabled()
+    shot(page, "prompt-error")
+    page.get_by_role("button", name="Use --stylize").click()
+    expect(prompt).to_have_value("a red ball on green grass --stylize 200")
+    expect(error).to_have_count(0)
+    expect(page.locator("#prompt-status")).to_contain_text("4 images")
+
+    # 2. a good prompt: live progress with a preview, then the 2x2 grid
+    prompt.fill("a red ball on green grass --seed 7 --q 2")
+    prompt.press("Enter")
+    card = page.locator("article.job").first
+    expect(card.locator("img.preview")).to_be_visible(timeout=30_000)
+    expect(card.locator(".progress-label")).to_contain_text("step")
+    shot(page, "progress")
+    engine.release.set()
+    tiles = card.locator(".tile img.media:not(.loading)")
+    expect(tiles).to_have_count(4, timeout=60_000)
+    assert all(width > 0 for width in tiles.evaluate_all("els => els.map(e => e.naturalWidth)"))
+    animate = card.get_by_role("button", name="Animate image 1")
+    expect(animate).to_have_attribute("aria-disabled", "true")
+    expect(animate).to_have_attribute("title", "Video is not installed on this server")
+    first_width = tiles.first.evaluate("e => e.naturalWidth")
+
+    # 3. upscale the first image: a new job whose one image is twice the size
+    card.locator(".tile").first.hover()
+    shot(page, "grid")
+    card.get_by_role("button", name="Upscale image 1").click()
+    upscaled = page.locator("article.job[data-state='done']").filter(has_text="Upscale 2x")
+    big = upscaled.locator(".tile img.media:not(.loading)")
+    expect(big).to_have_count(1, timeout=60_000)
+    assert big.evaluate("e => e.naturalWidth") == 2 * first_width
+
+    # 4. its AI info: what verify reads from the file
+    upscaled.get_by_role("button", name="Details of Image 1").click()
+    panel = page.get_by_label("Image details")
+    expect(panel).to_be_visible()
+    verdict = panel.locator(".verdict")
+    expect(verdict).to_have_attribute("data-finding", "manifest_valid", timeout=30_000)
+    expect(verdict).to_contain_text("AI-generated")
+    expect(panel.locator(".checks")).to_contain_text("found (payload")
+    expect(panel.locator(".provenance")).to_contain_text("Made from")
+    shot(page, "ai-info")
+    assert errors == [], errors

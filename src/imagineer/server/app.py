@@ -20,6 +20,7 @@ from imagineer.server.options import ServerOptions
 from imagineer.server.routes import events, health, images, jobs, media, prompts, verify
 from imagineer.server.worker import InProcessWorker
 from imagineer.service import Service
+from imagineer.web import mount_studio
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def create_app(
     install_handlers(app)
     for module in (health, jobs, events, media, verify, images, prompts):
         app.include_router(module.router)
+    mount_studio(app)  # the web studio at /, its files under /static/
     return app
 
 
