@@ -40,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 jobs_app = typer.Typer(help="The job queue: list, show, cancel, and run a worker.")
-models_app = typer.Typer(help="The installed models.")
+models_app = typer.Typer(help="The installed models: list, show, add your checkpoints, remove.")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
@@ -337,8 +337,11 @@ def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Installed models, what they can do and whether they are ready."""
     with _service(ctx) as service:
         models = service.models()
+        loras = [e for e in service.registered() if e.is_lora]
     if as_json:
-        typer.echo(json.dumps([m.to_dict() for m in models], indent=2))
+        listing = [m.to_dict() for m in models]
+        listing += [{"name": e.name, "family": "lora", "path": e.path} for e in loras]
+        typer.echo(json.dumps(listing, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -349,19 +352,115 @@ def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         ready = "yes" if m.available else f"no: {m.why_not}"
         table.add_row(name, m.family, ", ".join(m.capabilities), ready, m.description)
     Console().print(table)
+    if loras:
+        typer.echo("LoRAs: " + ", ".join(f"{e.name} ({e.path})" for e in loras))
 
 
 @models_app.command("show")
 def models_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """One model in detail (loads it to read its size, steps and weights hash)."""
     with _service(ctx) as service:
-        model = service.model(name, load=True)
+        registered = {e.name: e for e in service.registered()}
+        entry = registered.get(name)
+        model = None if entry is not None and entry.is_lora else service.model(name, load=True)
+    data: dict[str, Any] = model.to_dict() if model is not None else {}
+    if entry is not None:
+        stored = entry.to_dict()
+        stored.pop("files")
+        data["registry"] = stored
     if as_json:
-        typer.echo(json.dumps(model.to_dict(), indent=2))
+        typer.echo(json.dumps(data, indent=2))
         return
-    for key, value in model.to_dict().items():
+    for key, value in {**data, **data.pop("registry", {})}.items():
+        if key == "licence_text" and value:
+            value = f"{len(value)} characters (see --json)"
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
         typer.echo(f"{key}: {shown}")
+
+
+@models_app.command("add")
+def models_add(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A diffusers folder, a single-file checkpoint or LoRA (.safetensors, .ckpt), "
+            "or hf:ORG/NAME for a model already in the Hugging Face cache."
+        ),
+    ],
+    name: Annotated[str | None, typer.Option("--name", help="What --model will call it.")] = None,
+    family: Annotated[
+        str | None, typer.Option("--family", help="Override the detected family (sd15, sdxl, …).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Single file: a diffusers folder to take configs from."),
+    ] = None,
+    hf_cache: Annotated[
+        Path | None, typer.Option("--hf-cache", help="The Hugging Face cache folder to look in.")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", min=8, help="Side of the square it renders at.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Default steps.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option("--guidance", min=0.0, help="Default guidance.")
+    ] = None,
+    lora: Annotated[
+        list[str] | None,
+        typer.Option("--lora", help="A registered LoRA to apply, as NAME or NAME:WEIGHT (repeat)."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a model of the same name.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a checkpoint, offline (nothing is downloaded); its files are hashed now."""
+    from imagineer.models import AddOptions
+
+    options = AddOptions(
+        name=name,
+        family=family,
+        config=config,
+        hf_cache=hf_cache,
+        base_side=size,
+        steps=steps,
+        guidance=guidance,
+        loras=tuple(_lora_ref(text) for text in lora or ()),
+    )
+    if not as_json:
+        typer.echo("reading and hashing the model's files (offline)…", err=True)
+    with _service(ctx) as service:
+        entry = service.add_model(source, options, replace=replace)
+    if as_json:
+        data = entry.to_dict()
+        data.pop("files")
+        typer.echo(json.dumps(data, indent=2))
+        return
+    what = "LoRA" if entry.is_lora else f"{entry.family} model"
+    typer.echo(f"added {what} {entry.name!r} from {entry.path}")
+    typer.echo(f"sha256 {entry.content_hash}")
+    if not entry.is_lora:
+        typer.echo(f"can do: {', '.join(entry.capabilities)}")
+        typer.echo(f'use it: imagineer imagine "your prompt --model {entry.name}"')
+
+
+@models_app.command("remove")
+def models_remove(ctx: typer.Context, name: str) -> None:
+    """Forget a registered model or LoRA (its files stay where they are)."""
+    with _service(ctx) as service:
+        entry = service.remove_model(name)
+    typer.echo(f"removed {entry.name!r} (files left in {entry.path})")
+
+
+def _lora_ref(text: str) -> Any:
+    from imagineer.models import LoraRef
+
+    name, _, weight = text.partition(":")
+    try:
+        return LoraRef(name, float(weight) if weight else 1.0)
+    except ValueError:
+        _fail(f"--lora {text}: write NAME or NAME:WEIGHT, e.g. pixel-art:0.8", EXIT_PROMPT)
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -33,16 +33,33 @@ class Router:
         self, capability: Capability, *, model: str | None = None, allow_fallback: bool = False
     ) -> Route:
         if model is not None:
+            model, how = self._by_family(model, capability)
             refusal = self._refusal(model, capability)
             if refusal is None:
-                return Route(self._registry.get(model), model, f"--model {model}")
+                return Route(self._registry.get(model), model, how)
             if not allow_fallback:
                 raise RoutingError(refusal)
-            route = self._first_capable(capability, exclude=model)
+            # The default model first: it is the one that always works.
+            if model != self._default and self._refusal(self._default, capability) is None:
+                route = Route(self._registry.get(self._default), self._default, "")
+            else:
+                route = self._first_capable(capability, exclude=model)
             return Route(route.engine, route.name, f"fell back: {refusal}; used {route.name}", True)
         if self._refusal(self._default, capability) is None:
             return Route(self._registry.get(self._default), self._default, "default model")
         return self._first_capable(capability, exclude=None)
+
+    def _by_family(self, model: str, capability: Capability) -> tuple[str, str]:
+        """--model may name a family (sdxl, flux, ltx, …): its first ready model that can do
+        `capability` then stands in. Returns the engine name and how it was chosen."""
+        names = {spec.name for spec in self._registry.specs()}
+        if model in names:
+            return model, f"--model {model}"
+        family = [spec.name for spec in self._registry.specs() if spec.family == model]
+        for name in family:
+            if self._refusal(name, capability) is None:
+                return name, f"--model {model}: family {model}, model {name}"
+        return (family[0], f"--model {model}") if family else (model, f"--model {model}")
 
     def _first_capable(self, capability: Capability, *, exclude: str | None) -> Route:
         reasons = []

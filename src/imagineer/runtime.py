@@ -18,6 +18,7 @@ from imagineer.router import Router
 
 if TYPE_CHECKING:
     from imagineer.jobs import JobStore
+    from imagineer.models.loading import ModelManager
     from imagineer.provenance.keys import SigningIdentity
     from imagineer.provenance.watermark import Watermarker
     from imagineer.safety import OutputChecker, SafetyGate
@@ -86,6 +87,7 @@ class Runtime:
         self.settings = settings
         self._lock = threading.RLock()
         self._registry: EngineRegistry | None = None
+        self._models: ModelManager | None = None
         self._store: JobStore | None = None
         self._gate: SafetyGate | None = None
         self._identity: SigningIdentity | None = None
@@ -121,8 +123,35 @@ class Runtime:
                     torch.set_num_threads(self.settings.threads)
                 registry = EngineRegistry()
                 registry.register(embedded_spec(self.settings.device))
+                from imagineer.models.specs import register_models
+
+                register_models(registry, self.models)
                 self._registry = registry
             return self._registry
+
+    @property
+    def models(self) -> ModelManager:
+        """The user's registered checkpoints (models.json in the data dir) and the memory-counted
+        cache their pipelines load into."""
+        with self._lock:
+            if self._models is None:
+                from imagineer.models.catalog import Catalog
+                from imagineer.models.loading import ModelManager
+
+                catalog = Catalog(self.settings.data_dir)
+                self._models = ModelManager(catalog, resolve_device(self.settings.device))
+            return self._models
+
+    def reload_models(self) -> None:
+        """Register the catalog's models again (after `models add` or `models remove`)."""
+        with self._lock:
+            if self._registry is not None:
+                from imagineer.models.specs import register_models
+
+                for spec in self._registry.specs():
+                    if spec.name != EMBEDDED:
+                        self._registry.remove(spec.name)
+                register_models(self._registry, self.models)
 
     def add_engine(self, engine: Engine, *, name: str | None = None) -> None:
         """Register an engine already built, replacing any of the same name."""

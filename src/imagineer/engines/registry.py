@@ -31,8 +31,11 @@ class EngineRegistry:
         self._lock = threading.Lock()
 
     def register(self, spec: EngineSpec, *, replace: bool = False) -> None:
-        if not spec.name or not spec.name.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"engine name {spec.name!r}: use letters, digits, '-' and '_'")
+        if (
+            not spec.name
+            or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+        ):
+            raise ValueError(f"engine name {spec.name!r}: use letters, digits, '-', '_' and '.'")
         if spec.name in self._specs and not replace:
             raise ValueError(f"engine {spec.name!r} is already registered")
         self._specs[spec.name] = spec
@@ -59,6 +62,12 @@ class EngineRegistry:
                 engine = spec.load()
                 self._loaded[name] = engine
             return engine
+
+    def remove(self, name: str) -> None:
+        """Forget the engine called `name` (a model removed from the catalog)."""
+        with self._lock:
+            self._specs.pop(name, None)
+            self._loaded.pop(name, None)
 
     def unload(self, name: str) -> None:
         with self._lock:

@@ -39,7 +39,10 @@ from imagineer.service.render import Batch, CancelFn, Hooks, ProgressFn, Rendere
 from imagineer.service.results import GenerationResult, ModelSummary, NotAnOutput, SafetyRefusal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from imagineer.jobs import Job, JobContext, JobState, Worker
+    from imagineer.models import AddOptions, ModelEntry
     from imagineer.provenance.verify import Verdict
     from imagineer.runtime import Runtime
 
@@ -276,6 +279,34 @@ class Service:
             licence=info.licence,
             notes=info.notes,
         )
+
+    def add_model(
+        self,
+        source: str,
+        options: AddOptions | None = None,
+        *,
+        replace: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ModelEntry:
+        """Register a diffusers folder, a single-file checkpoint, a LoRA or `hf:ORG/NAME` from
+        the Hugging Face cache, offline; its files are hashed now (`progress`: bytes done, all)."""
+        from imagineer.models import AddOptions, entry_for
+
+        entry = entry_for(source, options or AddOptions(), progress)
+        self.runtime.models.catalog.add(entry, replace_existing=replace)
+        self.runtime.reload_models()
+        return entry
+
+    def remove_model(self, name: str) -> ModelEntry:
+        """Forget a registered model or LoRA; its files are left where they are."""
+        entry = self.runtime.models.catalog.remove(name)
+        self.runtime.reload_models()
+        return entry
+
+    def registered(self, name: str | None = None) -> builtins.list[ModelEntry]:
+        """Registry entries (models and LoRAs) as stored, or the one called `name`."""
+        catalog = self.runtime.models.catalog
+        return [catalog.get(name)] if name is not None else catalog.entries()
 
     # --- jobs --------------------------------------------------------------------------------
 
