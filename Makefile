@@ -11,6 +11,9 @@ $(BIN)/imagineer: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch is pinned in pyproject.toml and installed in the same command, so no CUDA build comes.
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# Tests build a real CLIP tokenizer from the BPE file open_clip_torch's wheel ships (MIT).
+	# --no-deps: its dependencies include torchvision, which breaks beside the pinned CPU torch.
+	$(BIN)/pip install --quiet --no-deps 'open_clip_torch>=3.3,<4'
 	touch $@
 
 install: $(BIN)/imagineer
