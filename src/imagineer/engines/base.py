@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from imagineer.video.camera import CameraPath
 
 
 class Capability(StrEnum):
@@ -55,6 +58,7 @@ class GenerationInput:
     motion: str = "low"  # "low" | "high"
     end_image: np.ndarray | None = None  # video: last frame to reach (--end)
     loop: bool = False  # video: last frame returns to the first
+    camera: CameraPath | None = None  # video: the camera's path (None: the engine chooses)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
