@@ -17,15 +17,19 @@ from imagineer.jobs import (
     JobState,
     JobStore,
     NotJobOwner,
+    RetryPolicy,
     default_database_url,
 )
 
 pytest_plugins = ["pg_server"]
 
 
+NO_WAIT = RetryPolicy(base_s=0.0)  # retries are claimable at once (backoff has its own test)
+
+
 @pytest.fixture
 def store(db_url: str) -> Iterator[JobStore]:
-    opened = JobStore(db_url)
+    opened = JobStore(db_url, retry=NO_WAIT)
     yield opened
     opened.close()
 

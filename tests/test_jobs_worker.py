@@ -19,6 +19,7 @@ from imagineer.jobs import (
     JobContext,
     JobState,
     JobStore,
+    RetryPolicy,
     Worker,
 )
 
@@ -39,9 +40,12 @@ def _fast_worker(
     )
 
 
+NO_WAIT = RetryPolicy(base_s=0.0)  # retries are claimable at once (backoff has its own test)
+
+
 @pytest.fixture
 def store(db_url: str) -> Iterator[JobStore]:
-    opened = JobStore(db_url)
+    opened = JobStore(db_url, retry=NO_WAIT)
     yield opened
     opened.close()
 

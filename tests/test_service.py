@@ -377,7 +377,7 @@ def test_jobs_submit_work_done(service: Service, tmp_path: Path) -> None:
     assert done is not None and done.state is JobState.DONE, done
     result = GenerationResult.from_dict(done.result or {})
     assert len(result.images) == 4 and all(p.is_file() for p in result.paths)
-    assert result.paths[0].parent == tmp_path / "q"
+    assert result.paths[0].parent == tmp_path / "q" / job.id / "1"  # one folder per attempt
     assert [j.id for j in service.jobs()] == [job.id]
 
 

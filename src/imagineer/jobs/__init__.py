@@ -1,6 +1,7 @@
 """Durable jobs: a queue and store in SQLite or PostgreSQL, and the worker loop that drains it."""
 
 from imagineer.jobs.models import (
+    DeliveryAttempt,
     InvalidTransition,
     Job,
     JobError,
@@ -8,11 +9,17 @@ from imagineer.jobs.models import (
     JobState,
     NotJobOwner,
     Refusal,
+    RetryPolicy,
+    StaleAttempt,
+    WebhookDelivery,
+    WebhookState,
 )
 from imagineer.jobs.store import JobStore, default_database_url
-from imagineer.jobs.worker import Handler, JobContext, Worker
+from imagineer.jobs.worker import BatchHandler, Handler, JobContext, Worker, WorkerThread
 
 __all__ = [
+    "BatchHandler",
+    "DeliveryAttempt",
     "Handler",
     "InvalidTransition",
     "Job",
@@ -23,6 +30,11 @@ __all__ = [
     "JobStore",
     "NotJobOwner",
     "Refusal",
+    "RetryPolicy",
+    "StaleAttempt",
+    "WebhookDelivery",
+    "WebhookState",
     "Worker",
+    "WorkerThread",
     "default_database_url",
 ]

@@ -21,6 +21,7 @@ from imagineer.media.images import image_to_array, read_recipe
 from imagineer.prompts import Request, format_request, parse, parse_all
 from imagineer.provenance.recipe import Recipe, content_hash
 from imagineer.router import Route
+from imagineer.service import batching
 from imagineer.service import plan as planning
 from imagineer.service.jobs import (
     ImagineJob,
@@ -35,11 +36,11 @@ from imagineer.service.jobs import (
     with_absolute_paths,
 )
 from imagineer.service.previews import PreviewFn, PreviewWriter, preview_file
-from imagineer.service.render import Batch, CancelFn, Hooks, ProgressFn, Renderer, Source
+from imagineer.service.render import Batch, CancelFn, Hooks, ProgressFn, Renderer, Source, Work
 from imagineer.service.results import GenerationResult, ModelSummary, NotAnOutput, SafetyRefusal
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from imagineer.jobs import Job, JobContext, JobState, Worker
     from imagineer.models import AddOptions, ModelEntry
@@ -76,6 +77,22 @@ class Service:
         UnsupportedRequest, RoutingError, or Cancelled when `should_cancel` says so.
         """
         started = time.perf_counter()
+        # 1-2. safety, parse, route, plan
+        batches = self.plan_imagine(prompt_text, user=user, steps=steps)
+        # 3. generate, 4. write with recipes and marks
+        return self.renderer.produce(
+            "imagine",
+            batches,
+            out_dir=out_dir,
+            user=user,
+            hooks=Hooks(on_progress, should_cancel, on_preview),
+            route_s=time.perf_counter() - started,
+        )
+
+    def plan_imagine(
+        self, prompt_text: str, *, user: str = "local", steps: int | None = None
+    ) -> builtins.list[Batch]:
+        """What `imagine` would render: one planned grid per request, with its engine."""
         # 1. the safety gate, before any compute
         self.check_prompt(prompt_text, user)
         # 2. parse and check (before loading any model), route, plan
@@ -89,15 +106,7 @@ class Service:
                 request, route.engine.info, seed_source=self._seed_source, steps=steps
             )
             batches.append(Batch(route, grid))
-        # 3. generate, 4. write with recipes and marks
-        return self.renderer.produce(
-            "imagine",
-            batches,
-            out_dir=out_dir,
-            user=user,
-            hooks=Hooks(on_progress, should_cancel, on_preview),
-            route_s=time.perf_counter() - started,
-        )
+        return batches
 
     def vary(
         self,
@@ -317,8 +326,13 @@ class Service:
         user: str = "local",
         priority: int = 0,
         idempotency_key: str | None = None,
+        webhook_url: str | None = None,
     ) -> Job:
-        """Queue a request; its prompt is checked (syntax, safety) now, not when it runs."""
+        """Queue a request; its prompt is checked (syntax, safety) now, not when it runs.
+
+        Jobs that can share an engine batch get the same batch key; with webhook_url, a
+        signed event is posted there when the job ends.
+        """
         request = with_absolute_paths(request)
         text = None if isinstance(request, UpscaleJob) else request.prompt
         if text is not None:
@@ -330,7 +344,9 @@ class Service:
             to_payload(request),
             user_id=user,
             priority=priority,
+            batch_key=batching.batch_key(request, self.runtime.settings.default_model),
             idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
         )
 
     def perform(
@@ -389,8 +405,9 @@ class Service:
     def run_job(self, job: Job, ctx: JobContext) -> dict[str, object]:
         """The worker's handler: run the job's typed request, return the result as JSON.
 
-        While it runs, a preview of the image in progress is kept at `preview_path(job)`."""
-        request = from_payload(job.kind, job.payload)
+        Each attempt writes into its own folder, <out_dir>/<job id>/<attempt>. While it runs,
+        a preview of the image in progress is kept at `preview_path(job)`."""
+        request = self._attempt_request(job)
         previews = PreviewWriter(self.preview_path(job))
         try:
             result = self.perform(
@@ -403,6 +420,64 @@ class Service:
         finally:
             previews.remove()
         return result.to_dict()
+
+    def run_jobs(
+        self, jobs: Sequence[Job], ctxs: Sequence[JobContext]
+    ) -> builtins.list[dict[str, object] | Exception]:
+        """The worker's batch handler: imagine jobs with one batch key, their grids sharing
+        engine calls; item i is job i's result as JSON, or what failed it alone."""
+        works: builtins.list[Work | Exception] = []
+        previews = [PreviewWriter(self.preview_path(job)) for job in jobs]
+        for job, ctx, preview in zip(jobs, ctxs, previews, strict=True):
+            try:
+                works.append(self._imagine_work(job, ctx, preview))
+            except Exception as exc:
+                works.append(exc)
+        try:
+            produced = iter(self.renderer.produce_many([w for w in works if isinstance(w, Work)]))
+        finally:
+            for preview in previews:
+                preview.remove()
+        answers: builtins.list[dict[str, object] | Exception] = []
+        for work in works:
+            outcome = work if isinstance(work, Exception) else next(produced)
+            answers.append(outcome if isinstance(outcome, Exception) else outcome.to_dict())
+        return answers
+
+    def discard_result(self, job: Job, _result: dict[str, object] | None = None) -> None:
+        """Delete the files of an attempt whose result was dropped (it was taken over)."""
+        root = batching.job_root(job.payload, job.id, self.runtime.settings.output_dir)
+        batching.remove_attempt(root, job.attempts)
+
+    def abandon_job(self, job: Job, _result: dict[str, object] | None = None) -> None:
+        """Delete what a job's attempts left when it ended without a result."""
+        if job.result is None:
+            root = batching.job_root(job.payload, job.id, self.runtime.settings.output_dir)
+            batching.remove_attempt(root)
+
+    def _attempt_request(self, job: Job) -> JobRequest:
+        """The job's request, writing into the folder of this attempt (earlier ones cleared)."""
+        request = from_payload(job.kind, job.payload)
+        root = batching.job_root(job.payload, job.id, self.runtime.settings.output_dir)
+        batching.clear_other_attempts(root, job.attempts)
+        folder = batching.attempt_folder(root, job.attempts)
+        return dataclasses.replace(request, out_dir=str(folder))
+
+    def _imagine_work(self, job: Job, ctx: JobContext, preview: PreviewFn) -> Work:
+        started = time.perf_counter()
+        request = self._attempt_request(job)
+        if not isinstance(request, ImagineJob):
+            raise ValueError(f"a {job.kind} job cannot run in a batch: only imagine jobs do")
+        batches = self.plan_imagine(request.prompt, user=job.user_id, steps=request.steps)
+        hooks = Hooks(ctx.progress, ctx.cancelled, preview)
+        return Work(
+            "imagine",
+            batches,
+            Path(str(request.out_dir)),
+            job.user_id,
+            hooks,
+            route_s=time.perf_counter() - started,
+        )
 
     def preview_path(self, job: Job) -> Path:
         """Where the latest preview of a running job is (while there is one)."""
@@ -420,12 +495,32 @@ class Service:
     def cancel(self, job_id: str, *, user: str | None = None) -> Job:
         return self.runtime.store.cancel(job_id, user_id=user)
 
-    def worker(self, worker_id: str, *, poll_interval: float = 0.2) -> Worker:
-        """A worker that runs queued jobs through this service."""
+    def worker(
+        self,
+        worker_id: str,
+        *,
+        poll_interval: float = 0.2,
+        heartbeat_interval: float = 1.0,
+        stale_after_s: float | None = None,
+        max_batch: int = 4,
+        batch_window_s: float = 0.05,
+    ) -> Worker:
+        """A worker that runs queued jobs through this service, up to max_batch compatible
+        imagine jobs at once (waiting up to batch_window_s for a batch to fill)."""
         from imagineer.jobs import Worker
 
         return Worker(
-            self.runtime.store, self.run_job, worker_id=worker_id, poll_interval=poll_interval
+            self.runtime.store,
+            self.run_job,
+            worker_id=worker_id,
+            poll_interval=poll_interval,
+            heartbeat_interval=heartbeat_interval,
+            stale_after_s=stale_after_s,
+            batch_handler=self.run_jobs,
+            max_batch=max_batch,
+            batch_window_s=batch_window_s,
+            on_discard=self.discard_result,
+            on_abandoned=self.abandon_job,
         )
 
     # --- shared steps ------------------------------------------------------------------------

@@ -61,6 +61,19 @@ class Hooks:
     on_preview: PreviewFn | None = None  # the image in progress, every few steps
 
 
+@dataclass(frozen=True)
+class Work:
+    """One service call's planned batches and where its outputs go: what `produce` renders."""
+
+    kind: Kind
+    batches: Sequence[Batch]
+    out_dir: Path | None
+    user: str
+    hooks: Hooks
+    source: Source | None = None
+    route_s: float = 0.0
+
+
 class _Steps:
     """Turns each engine call's (step, total) into progress over the whole service call."""
 
@@ -98,15 +111,43 @@ class Renderer:
         route_s: float = 0.0,
     ) -> GenerationResult:
         """Generate every batch, write the images (and a grid per batch), return the result."""
+        work = Work(kind, batches, out_dir, user, hooks, source, route_s)
         started = time.perf_counter()
         outputs = self.generate(batches, hooks)
-        generated = time.perf_counter()
-        folder = out_dir if out_dir is not None else self.runtime.settings.output_dir
+        return self.finish(work, outputs, time.perf_counter() - started)
+
+    def produce_many(self, works: Sequence[Work]) -> list[GenerationResult | Exception]:
+        """Several calls at once (queued jobs): their inputs share engine batches where they
+        are compatible, and each call's outputs are written and answered on their own. Item i
+        answers works[i]: its result, or the exception that ended it."""
+        started = time.perf_counter()
+        outputs = self.generate_together(works)
+        generate_s = time.perf_counter() - started
+        answers: list[GenerationResult | Exception] = []
+        for work, outs in zip(works, outputs, strict=True):
+            if isinstance(outs, Exception):
+                answers.append(outs)
+                continue
+            try:
+                answers.append(self.finish(work, outs, generate_s))
+            except Exception as exc:  # one call's failure to write is not its batch mates'
+                answers.append(exc)
+        return answers
+
+    def finish(
+        self, work: Work, outputs: Sequence[Sequence[GenerationOutput]], generate_s: float
+    ) -> GenerationResult:
+        """Write a call's generated outputs (and a grid per batch); return its result."""
+        written_at = time.perf_counter()
+        kind, batches = work.kind, work.batches
+        folder = work.out_dir if work.out_dir is not None else self.runtime.settings.output_dir
         images: list[OutputImage] = []
         grids: list[Path] = []
         withheld: list[str] = []
         for batch, outs in zip(batches, outputs, strict=True):
-            written, grid, refused = self._write_batch(kind, batch, outs, folder, user, source)
+            written, grid, refused = self._write_batch(
+                kind, batch, outs, folder, work.user, work.source
+            )
             images += written
             grids += [grid] if grid is not None else []
             withheld += refused
@@ -121,10 +162,84 @@ class Renderer:
             engine=", ".join(dict.fromkeys(b.route.name for b in batches)),
             model_id=first.engine.info.model_id,
             route_reason=first.reason,
-            timings=Timings(route_s, generated - started, time.perf_counter() - generated),
+            timings=Timings(work.route_s, generate_s, time.perf_counter() - written_at),
             warnings=tuple(dict.fromkeys(w for b in batches for w in b.grid.warnings)),
             withheld=tuple(withheld),
         )
+
+    def generate_together(
+        self, works: Sequence[Work]
+    ) -> list[list[list[GenerationOutput]] | Exception]:
+        """Every work's outputs, with compatible inputs of different works in one engine call.
+
+        A call's failure fails every work in it. A work cancelled before a call leaves it; one
+        call stops early only when every work in it is cancelled. Previews go only to the work
+        whose item leads the call, so no one sees another's image in progress.
+        """
+        calls = _merged_calls(works)
+        outcome: list[dict[tuple[int, int], GenerationOutput] | Exception] = [{} for _ in works]
+        totals = [0] * len(works)
+        for call in calls:
+            for w in dict.fromkeys(w for w, _, _ in call.items):
+                totals[w] += call.steps
+        steps = [_Steps(work.hooks, total) for work, total in zip(works, totals, strict=True)]
+        for call in calls:
+            for w in dict.fromkeys(w for w, _, _ in call.items):
+                cancel = works[w].hooks.should_cancel
+                if not isinstance(outcome[w], Exception) and cancel is not None and cancel():
+                    outcome[w] = Cancelled("cancelled before generation finished")
+            items = [it for it in call.items if not isinstance(outcome[it[0]], Exception)]
+            if not items:
+                continue
+            members = list(dict.fromkeys(w for w, _, _ in items))
+            try:
+                outs = self._run_call(works, call, items, members, steps)
+            except Exception as exc:
+                for w in members:
+                    outcome[w] = exc
+                continue
+            for (w, b, i), out in zip(items, outs, strict=True):
+                found = outcome[w]
+                if isinstance(found, dict):
+                    found[(b, i)] = out
+            for w in members:
+                steps[w].advance(call.steps)
+        return [
+            found
+            if isinstance(found, Exception)
+            else [
+                [found[(b, i)] for i in range(len(batch.grid.inputs))]
+                for b, batch in enumerate(work.batches)
+            ]
+            for work, found in zip(works, outcome, strict=True)
+        ]
+
+    def _run_call(
+        self,
+        works: Sequence[Work],
+        call: _Call,
+        items: Sequence[tuple[int, int, int]],
+        members: Sequence[int],
+        steps: Sequence[_Steps],
+    ) -> list[GenerationOutput]:
+        lead = items[0][0]
+        hooks = works[lead].hooks
+
+        def report(step: int, total: int, preview: np.ndarray | None = None) -> None:
+            for w in members:
+                steps[w].report(step, total, preview if w == lead else None)
+
+        def all_cancelled() -> bool:
+            cancels = [works[w].hooks.should_cancel for w in members]
+            return all(c is not None and c() for c in cancels)
+
+        every = preview_every(call.steps) if hooks.on_preview else 0
+        control = RunControl(report, all_cancelled, preview_every=every)
+        inputs = [works[w].batches[b].grid.inputs[i] for w, b, i in items]
+        outs = call.route.engine.generate(inputs, control)
+        if len(outs) != len(inputs):
+            raise RuntimeError(f"engine {call.route.name!r} returned {len(outs)} of {len(inputs)}")
+        return outs
 
     def generate(self, batches: Sequence[Batch], hooks: Hooks) -> list[list[GenerationOutput]]:
         """Every batch's outputs. Each grid runs as its own engine call (in chunks of at most
@@ -209,6 +324,40 @@ class Renderer:
             message=decision.reason,
         )
         return decision.reason
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One engine call of merged work: (work, batch, input) positions of its items."""
+
+    route: Route
+    steps: int
+    items: tuple[tuple[int, int, int], ...]
+
+
+def _merged_calls(works: Sequence[Work]) -> list[_Call]:
+    """Inputs of every work grouped by engine and batch key, in chunks of the engine's max."""
+    groups: dict[tuple[object, ...], list[tuple[int, int, int]]] = {}
+    routes: dict[tuple[object, ...], Route] = {}
+    for w, work in enumerate(works):
+        for b, batch in enumerate(work.batches):
+            for i, item in enumerate(batch.grid.inputs):
+                key: tuple[object, ...] = (
+                    batch.route.name,
+                    id(batch.route.engine),
+                    item.batch_key(),
+                )
+                groups.setdefault(key, []).append((w, b, i))
+                routes.setdefault(key, batch.route)
+    calls = []
+    for group, positions in groups.items():
+        route = routes[group]
+        size = max(1, route.engine.info.max_batch)
+        for start in range(0, len(positions), size):
+            chunk = tuple(positions[start : start + size])
+            w, b, i = chunk[0]
+            calls.append(_Call(route, works[w].batches[b].grid.inputs[i].steps, chunk))
+    return calls
 
 
 def recipe_for(
