@@ -1,4 +1,5 @@
-"""The `imagineer` command line: imagine, vary, upscale, remix, jobs, models, verify, train.
+"""The `imagineer` command line: imagine, vary, upscale, remix, animate, extend, reel, jobs,
+models, verify, train.
 
 Every command calls the service layer (imagineer.service); this file only reads arguments,
 shows progress and prints results. Exit codes: 0 done, 1 failed, 2 bad prompt or usage,
@@ -119,8 +120,158 @@ def imagine(
     queue: QueueOpt = False,
     steps: StepsOpt = None,
 ) -> None:
-    """Make a 2x2 grid for a prompt (see docs/prompt-language.md)."""
+    """Make a 2x2 grid for a prompt, or a 5 s clip with --video (see docs/prompt-language.md)."""
+    if not queue and _wants_video(prompt):
+        _run_video(ctx, lambda s, o: s.video.imagine_video(prompt, options=o), out, steps, as_json)
+        return
     _run(ctx, ImagineJob(prompt, out_dir=_text(out), steps=steps), queue=queue, as_json=as_json)
+
+
+# --- video ----------------------------------------------------------------------------------
+
+MotionOpt = Annotated[
+    str, typer.Option("--motion", help="low (a slow drift) or high (about three times faster).")
+]
+SecondsOpt = Annotated[float, typer.Option("--seconds", min=0.5, help="Length of the clip.")]
+FormatOpt = Annotated[
+    list[str] | None,
+    typer.Option("--format", "-f", help="mp4 (default), webm or gif; repeat for several."),
+]
+
+
+@app.command()
+def animate(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="An image file, or a job id (its first image).")],
+    motion: MotionOpt = "low",
+    loop: Annotated[bool, typer.Option("--loop", help="End where it starts, seamlessly.")] = False,
+    end: Annotated[Path | None, typer.Option("--end", help="An image to end on.")] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            "--camera",
+            help="static, pan_left/right, tilt_up/down, dolly_in/out, "
+            "orbit_left/right (default: a push in).",
+        ),
+    ] = None,
+    seconds: SecondsOpt = 5.0,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="What the image shows (default: its recipe's).")
+    ] = None,
+    index: Annotated[int, typer.Option("--index", min=0, help="Which image of a job.")] = 0,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    steps: StepsOpt = None,
+) -> None:
+    """Animate an image into a clip; its first frame keeps the image (docs/video.md)."""
+
+    def make(service: Service, options: Any) -> Any:
+        path = service.video.source_image(source, index=index)
+        return service.video.animate(
+            path, prompt=prompt, motion=motion, loop=loop, end=end, camera=camera,
+            seconds=seconds, options=options,
+        )  # fmt: skip
+
+    _run_video(ctx, make, out, steps, as_json, fmt)
+
+
+@app.command()
+def extend(
+    ctx: typer.Context,
+    video: Annotated[Path, typer.Argument(help="A clip imagineer made (MP4, WebM or GIF).")],
+    seconds: Annotated[float, typer.Option("--seconds", min=0.5, help="How much longer.")] = 4.0,
+    motion: Annotated[
+        str | None, typer.Option("--motion", help="low or high (default: the clip's).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="A new prompt (default: the clip's).")
+    ] = None,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    steps: StepsOpt = None,
+) -> None:
+    """Make a clip longer: the new part continues from its last frame."""
+
+    def make(service: Service, options: Any) -> Any:
+        return service.video.extend(
+            video, seconds=seconds, motion=motion, prompt=prompt, options=options
+        )
+
+    _run_video(ctx, make, out, steps, as_json, fmt)
+
+
+@app.command()
+def reel(
+    ctx: typer.Context,
+    prompt: Annotated[
+        str, typer.Argument(help='e.g. "a futuristic city at sunset with flying cars".')
+    ],
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=1.0, help="Length of the reel.")
+    ] = 10.0,
+    fmt: FormatOpt = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    steps: StepsOpt = None,
+) -> None:
+    """A finished reel from one prompt: storyboard, shots, cuts and crossfades, 24 fps."""
+    _run_video(
+        ctx, lambda s, o: s.video.reel(prompt, seconds=seconds, options=o), out, steps, as_json, fmt
+    )
+
+
+def _wants_video(prompt: str) -> bool:
+    """Whether the prompt asks for a clip (--video); bad prompts go the usual way to be reported."""
+    from imagineer.prompts import PromptError, parse_all
+
+    try:
+        return any(request.params.video for request in parse_all(prompt))
+    except PromptError:
+        return False
+
+
+def _run_video(
+    ctx: typer.Context,
+    make: Callable[[Service, Any], Any],
+    out: Path | None,
+    steps: int | None,
+    as_json: bool,
+    formats: list[str] | None = None,
+) -> None:
+    """Run a video call here with a progress bar; print the files it wrote."""
+    from imagineer.service.video import VideoOptions
+
+    names = tuple(n.strip().lower() for f in formats or ["mp4"] for n in f.split(",") if n.strip())
+    with _service(ctx) as service, _progress(enabled=not as_json) as on_progress:
+        options = VideoOptions(formats=names, out_dir=out, steps=steps, on_progress=on_progress)
+        result = make(service, options)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    board = result.storyboard
+    if board is not None:
+        for shot in board.shots:
+            typer.echo(
+                f"shot {shot.index + 1} {shot.role:<12} {shot.frames / board.fps:4.1f} s  "
+                f"{shot.camera.move:<11} {shot.transition:<9} {shot.line}"
+            )
+    for video in result.videos:
+        first = video.recipe
+        typer.echo(
+            f"{video.format}: {video.path} ({video.frame_count} frames, {video.fps} fps, "
+            f"{first.width}x{first.height}{', signed' if video.signed else ''})"
+        )
+    typer.echo(f"poster: {result.poster.path}")
+    typer.echo(f"contact sheet: {result.contact_sheet.path}")
+    t = result.timings
+    typer.echo(
+        f"{result.engine} · {t.total_s:.1f} s "
+        f"(generate {t.generate_s:.1f} s, save {t.save_s:.1f} s)"
+    )
 
 
 @app.command()
@@ -371,7 +522,8 @@ def models_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    for key, value in {**data, **data.pop("registry", {})}.items():
+    registry = data.pop("registry", {})
+    for key, value in {**data, **registry}.items():
         if key == "licence_text" and value:
             value = f"{len(value)} characters (see --json)"
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
