@@ -141,10 +141,21 @@ class Trainer:
     def _lr(self, step_in_run: int) -> float:
         return self.cfg.lr * min(1.0, (step_in_run + 1) / self.cfg.warmup)
 
-    def _update_ema(self) -> None:
+    def ema_decay(self, run_step: int) -> float:
+        """EMA decay with warm-up: early on the average must follow the model, not the init.
+
+        A fixed 0.999 keeps 0.999**n of the random initial weights after n steps (30% after
+        1,200), and an export that early draws noise; (1+n)/(10+n) ramps towards cfg.ema.
+        """
+        return min(self.cfg.ema, (1 + run_step) / (10 + run_step))
+
+    def _update_ema(self, run_step: int) -> None:
+        decay = self.ema_decay(run_step)
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                e.lerp_(p, 1 - self.cfg.ema)
+                e.lerp_(p, 1 - decay)
+            for e, p in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                e.copy_(p)
 
     def train(self, on_checkpoint: Callable[[Trainer], None] | None = None) -> None:
         """Train for cfg.minutes, checkpointing every few minutes and at the end."""
@@ -201,7 +212,7 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
-        self._update_ema()
+        self._update_ema(self.step)
         return float(loss.detach())
 
     def _checkpoint(self, on_checkpoint: Callable[[Trainer], None] | None) -> None:
