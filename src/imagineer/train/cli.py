@@ -74,6 +74,10 @@ def upscaler_command(
     minutes: Annotated[float, typer.Option(min=0.1, help="Training time for this run.")] = 15.0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     export: Annotated[Path | None, typer.Option(help="Write the weights here.")] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from these exported weights when the run has no checkpoint."),
+    ] = None,
 ) -> None:
     """Render 256 px pyramids (once) and train the 2x upscaler on them."""
     import torch
@@ -90,7 +94,8 @@ def upscaler_command(
     if not (data_dir / "level32.npy").exists():
         typer.echo(f"rendering {count} scenes at 256 px into {data_dir}")
         build_pyramids(data_dir, count)
-    model = train_upscaler(UpscaleTrainConfig(data=data_dir, run=run, minutes=minutes), typer.echo)
+    cfg = UpscaleTrainConfig(data=data_dir, run=run, minutes=minutes, init=init)
+    model = train_upscaler(cfg, typer.echo)
     if export is not None:
         typer.echo(f"wrote {export_upscaler(model, export)}")
 

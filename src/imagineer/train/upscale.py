@@ -58,6 +58,7 @@ class UpscaleTrainConfig:
     lr: float = 5e-4
     seed: int = 0
     upscaler: UpscalerConfig = field(default_factory=UpscalerConfig)
+    init: Path | None = None  # exported weights to start from when the run has no checkpoint
 
 
 def _to_tensor(a: np.ndarray) -> torch.Tensor:
@@ -73,6 +74,9 @@ def train_upscaler(cfg: UpscaleTrainConfig, log: Callable[[str], None] = print) 
     if ckpt.exists():
         model.load_state_dict(torch.load(ckpt))
         log("resumed upscaler")
+    elif cfg.init is not None:
+        model.load_state_dict(load_upscaler_state(cfg.init, cfg.upscaler))
+        log(f"started from {cfg.init}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     cfg.run.mkdir(parents=True, exist_ok=True)
@@ -111,6 +115,19 @@ def _patches(
         his.append(hi_all[i, y : y + p, x : x + p])
         los.append(lo_all[i, y // 2 : (y + p) // 2, x // 2 : (x + p) // 2])
     return _to_tensor(np.stack(los)), _to_tensor(np.stack(his))
+
+
+def load_upscaler_state(path: Path, expected: UpscalerConfig) -> dict[str, torch.Tensor]:
+    """Weights of an exported upscaler as float32, after checking its shape matches."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    shipped = UpscalerConfig(**json.loads(meta["config"]))
+    if shipped != expected:
+        raise ValueError(f"{path} holds an upscaler shaped {shipped}, not {expected}")
+    return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
 def export_upscaler(model: Upscaler, folder: Path) -> Path:
