@@ -129,3 +129,17 @@ def evaluator_command(
     cfg = EvaluatorTrainConfig(out=out, data=data_dir, count=count, epochs=epochs, threads=threads)
     result = train_evaluator(cfg, log=typer.echo)
     typer.echo(f"wrote {result.path}; scored attributes: {', '.join(result.scored)}")
+
+
+@app.command("samples")
+def samples_command(
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/embedded-samples.png"),
+    prompt: Annotated[
+        list[str] | None, typer.Option(help="Prompts, one row each (default: the showcase).")
+    ] = None,
+    size: Annotated[int, typer.Option(min=64, help="Side of each image in pixels.")] = 256,
+) -> None:
+    """Draw a labelled sheet of the shipped embedded model: one row per prompt, four seeds."""
+    from imagineer.train.samples import SHOWCASE, write_sheet
+
+    typer.echo(f"wrote {write_sheet(out, prompt or SHOWCASE, size)}")

@@ -154,8 +154,8 @@ class Trainer:
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                 e.lerp_(p, 1 - decay)
-            for e, p in zip(self.ema.buffers(), self.model.buffers(), strict=True):
-                e.copy_(p)
+            for eb, mb in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                eb.copy_(mb)
 
     def train(self, on_checkpoint: Callable[[Trainer], None] | None = None) -> None:
         """Train for cfg.minutes, checkpointing every few minutes and at the end."""
