@@ -106,6 +106,20 @@ def _modules(value: Any) -> list[torch.nn.Module]:
     return []
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What a load gives the cache: the value, the memory it sits in, and its bytes there."""
+
+    value: Any
+    memory: str
+    nbytes: int
+
+    @classmethod
+    def of(cls, value: Any, memory: str) -> Loaded:
+        """`value` charged with the bytes of its torch modules."""
+        return cls(value, memory, module_bytes(value))
+
+
 @dataclass
 class _Slot:
     value: Any
@@ -127,10 +141,10 @@ class ModelCache:
         self.evictions: list[str] = []  # keys evicted, oldest first (shown by `models show`)
 
     def get_or_load(
-        self, key: str, memory: str, estimate: int, load: Callable[[int], tuple[Any, str]]
+        self, key: str, memory: str, estimate: int, load: Callable[[int], Loaded]
     ) -> tuple[Any, threading.RLock]:
         """The cached value for `key`, else `load(free_bytes)` after making room for
-        `estimate` bytes on `memory`. `load` returns (value, the memory it ended up in).
+        `estimate` bytes on `memory`; the cache then charges what the load reports.
         Also returns the slot's lock, which callers hold while they use the value."""
         with self._lock:
             slot = self._slots.get(key)
@@ -138,10 +152,10 @@ class ModelCache:
                 self._slots.move_to_end(key)
                 return slot.value, slot.lock
             free = self.make_room(memory, estimate)
-            value, placed = load(free)
-            slot = _Slot(value, module_bytes(value), placed)
+            loaded = load(free)
+            slot = _Slot(loaded.value, loaded.nbytes, loaded.memory)
             self._slots[key] = slot
-            return value, slot.lock
+            return loaded.value, slot.lock
 
     def make_room(self, memory: str, need: int) -> int:
         """Evict least recently used models on `memory` until `need` bytes fit, or until none

@@ -18,6 +18,7 @@ import torch
 
 from imagineer.engines.base import Capability, EngineError
 from imagineer.models.cache import (
+    Loaded,
     ModelCache,
     Placement,
     choose_placement,
@@ -104,16 +105,14 @@ class ModelManager:
             self._set_loras(loaded, entry, pipe)
             yield pipe, loaded.placement
 
-    def _load(self, entry: ModelEntry, free: int) -> tuple[LoadedModel, str]:
+    def _load(self, entry: ModelEntry, free: int) -> Loaded:
         dtype = dtype_for(entry, self.device)
         base = load_base(entry, dtype)
         placement = choose_placement(
             self.device, dtype, module_bytes(base), largest_module_bytes(base), free
         )
         place(base, placement)
-        return LoadedModel(base, placement), (
-            "cpu" if placement.offload != "none" else memory_of(self.device)
-        )
+        return Loaded(LoadedModel(base, placement), placement.charged_to, module_bytes(base))
 
     def _set_loras(self, loaded: LoadedModel, entry: ModelEntry, pipe: Any) -> None:
         if not entry.loras and not loaded.loras_loaded:

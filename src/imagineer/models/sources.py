@@ -199,10 +199,13 @@ def is_lora_file(path: Path) -> bool:
     """A safetensors file whose tensor names are LoRA names (lora_A/B, lora_up/down)."""
     if path.suffix != ".safetensors":
         return False
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        keys = list(f.keys())
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    except SafetensorError as err:
+        raise CatalogError(f"{path.name} cannot be read as a checkpoint: {err}") from None
     return bool(keys) and all("lora" in k or k.endswith(".alpha") for k in keys)
 
 
