@@ -49,9 +49,9 @@ def test_evicts_least_recently_used_until_the_new_model_fits() -> None:
     cache.get_or_load("a", "cpu", 4 * MB, loader("a", 4 * MB))  # a hit: a is now most recent
     assert loads == ["a", "b"] and cache.used("cpu") == 8 * MB
     cache.get_or_load("c", "cpu", 4 * MB, loader("c", 4 * MB))  # b is least recent: it goes
-    assert cache.keys() == ["a", "c"] and cache.evictions == ["b"]
+    assert cache.lru_order() == ["a", "c"] and cache.evictions == ["b"]
     cache.get_or_load("d", "cpu", 9 * MB, loader("d", 9 * MB))  # needs both gone
-    assert cache.keys() == ["d"] and cache.evictions == ["b", "a", "c"]
+    assert cache.lru_order() == ["d"] and cache.evictions == ["b", "a", "c"]
     assert cache.charged() == {"d": ("cpu", 9 * MB)}
 
 
@@ -59,9 +59,9 @@ def test_memories_are_counted_apart() -> None:
     cache = ModelCache(Plenty(), limits={"cpu": 5 * MB, "cuda:0": 5 * MB})
     cache.get_or_load("gpu-model", "cuda:0", 4 * MB, lambda _f: Loaded.of(blob(4 * MB), "cuda:0"))
     cache.get_or_load("cpu-model", "cpu", 4 * MB, lambda _f: Loaded.of(blob(4 * MB), "cpu"))
-    assert cache.keys() == ["gpu-model", "cpu-model"]  # neither pushed the other out
+    assert cache.lru_order() == ["gpu-model", "cpu-model"]  # neither pushed the other out
     cache.get_or_load("cpu-2", "cpu", 4 * MB, lambda _f: Loaded.of(blob(4 * MB), "cpu"))
-    assert cache.keys() == ["gpu-model", "cpu-2"]
+    assert cache.lru_order() == ["gpu-model", "cpu-2"]
 
 
 def test_a_model_in_use_is_not_evicted_under_its_user() -> None:
@@ -70,7 +70,7 @@ def test_a_model_in_use_is_not_evicted_under_its_user() -> None:
     with lock:
         assert isinstance(value, torch.nn.Module)
     cache.get_or_load("b", "cpu", 4 * MB, lambda _f: Loaded.of(blob(4 * MB), "cpu"))
-    assert cache.keys() == ["b"]
+    assert cache.lru_order() == ["b"]
 
 
 def test_placement_offloads_and_tiles_when_memory_is_short() -> None:
@@ -106,7 +106,7 @@ def test_estimates_dtypes_and_a_real_pipeline_in_the_cache(
     with manager.pipeline(entry, Capability.IMAGE_TO_IMAGE) as (pipe2, _):
         assert type(pipe2).__name__ == "StableDiffusionImg2ImgPipeline"
         assert module_bytes(pipe2) == loaded  # derived with from_pipe: the same tensors
-    assert len(manager.cache.keys()) == 1
+    assert len(manager.cache.lru_order()) == 1
 
 
 def test_real_pipelines_evict_each_other_under_a_limit(
@@ -126,6 +126,6 @@ def test_real_pipelines_evict_each_other_under_a_limit(
         pass
     with manager.pipeline(b, Capability.TEXT_TO_IMAGE):
         pass
-    assert [k.split("#")[0] for k in cache.keys()] == [str(second)]
+    assert [k.split("#")[0] for k in cache.lru_order()] == [str(second)]
     assert cache.evictions[0].startswith(str(first))
     assert cache.used("cpu") <= one_model * 3 // 2

@@ -192,7 +192,7 @@ class ModelCache:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-    def keys(self) -> list[str]:
+    def lru_order(self) -> list[str]:
         """Cached keys, least recently used first."""
         with self._lock:
             return list(self._slots)
@@ -203,5 +203,5 @@ class ModelCache:
             return {k: (s.memory, s.nbytes) for k, s in self._slots.items()}
 
     def clear(self) -> None:
-        for key in self.keys():
+        for key in self.lru_order():
             self.evict(key)
