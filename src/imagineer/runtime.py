@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from imagineer.config import Settings
-from imagineer.engines.base import Capability, Engine
+from imagineer.engines.base import Capability, Engine, EngineError
 from imagineer.engines.registry import EngineRegistry, EngineSpec
 from imagineer.router import Router
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from imagineer.safety import OutputChecker, SafetyGate
 
 EMBEDDED = "embedded"
+EMBEDDED_VIDEO = "embedded-video"
 
 
 def resolve_device(device: str) -> str:
@@ -48,6 +49,29 @@ def embedded_spec(device: str) -> EngineSpec:
         load=lambda: EmbeddedEngine.load(device=resolve_device(device)),
         available=weights_available,
         description="imagineer's own small model, trained on its procedural world",
+    )
+
+
+def embedded_video_spec(registry: EngineRegistry) -> EngineSpec:
+    """Zero-shot animation from the embedded image model (it has no video weights of its own):
+    text-to-video and image-to-video over whatever engine is registered as "embedded"."""
+
+    def load() -> Engine:
+        from imagineer.engines.embedded.engine import EmbeddedEngine
+        from imagineer.video.zeroshot import ZeroShotVideoEngine
+
+        image = registry.get(EMBEDDED)
+        if not isinstance(image, EmbeddedEngine):
+            raise EngineError(f"{EMBEDDED_VIDEO} animates the embedded image model only")
+        return ZeroShotVideoEngine(image)
+
+    return EngineSpec(
+        name=EMBEDDED_VIDEO,
+        family="embedded",
+        capabilities=frozenset({Capability.TEXT_TO_VIDEO, Capability.IMAGE_TO_VIDEO}),
+        load=load,
+        available=lambda: registry.spec(EMBEDDED).available(),
+        description="zero-shot animation from the embedded image model (no video weights)",
     )
 
 
@@ -126,6 +150,8 @@ class Runtime:
                 from imagineer.models.specs import register_models
 
                 register_models(registry, self.models)
+                # after the catalog: a trained video model, when installed, is routed to first
+                registry.register(embedded_video_spec(registry))
                 self._registry = registry
             return self._registry
 
@@ -152,6 +178,7 @@ class Runtime:
                     if spec.name != EMBEDDED:
                         self._registry.remove(spec.name)
                 register_models(self._registry, self.models)
+                self._registry.register(embedded_video_spec(self._registry))
 
     def add_engine(self, engine: Engine, *, name: str | None = None) -> None:
         """Register an engine already built, replacing any of the same name."""

@@ -28,7 +28,8 @@ class EngineRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, EngineSpec] = {}
         self._loaded: dict[str, Engine] = {}
-        self._lock = threading.Lock()
+        # re-entrant: an engine built over another (embedded-video over embedded) gets it inside
+        self._lock = threading.RLock()
 
     def register(self, spec: EngineSpec, *, replace: bool = False) -> None:
         if (

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from imagineer.models import AddOptions, ModelEntry
     from imagineer.provenance.verify import Verdict
     from imagineer.runtime import Runtime
+    from imagineer.service.video import VideoMaker
 
 
 class Service:
@@ -253,6 +254,15 @@ class Service:
         from imagineer.provenance.verify import verify
 
         return verify(Path(path), trust_anchors=trust_anchors)
+
+    # --- video -------------------------------------------------------------------------------
+
+    @property
+    def video(self) -> VideoMaker:
+        """Clips from text or an image, extend and reels (see imagineer.service.video)."""
+        from imagineer.service.video import VideoMaker
+
+        return VideoMaker(self)
 
     # --- models ------------------------------------------------------------------------------
 

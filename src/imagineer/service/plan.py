@@ -52,10 +52,18 @@ def capability_for(request: Request) -> Capability:
     return Capability.TEXT_TO_VIDEO if request.params.video else Capability.TEXT_TO_IMAGE
 
 
-def check_supported(request: Request) -> list[str]:
-    """Refuse what would be silently ignored; return warnings for what is harmlessly ignored."""
+def check_supported(request: Request, *, video_ok: bool = False) -> list[str]:
+    """Refuse what would be silently ignored; return warnings for what is harmlessly ignored.
+
+    `video_ok`: the caller makes clips (service/video.py); image grids refuse --video.
+    """
     p = request.params
     refused = []
+    if p.video and not video_ok:
+        refused.append(
+            "--video in an image grid (clips come from `imagineer imagine` on the command "
+            "line, `imagineer animate` or `imagineer reel`)"
+        )
     if request.image_prompts:
         refused.append("image prompts (use `imagineer vary FILE` to start from an image)")
     if p.sref:

@@ -1,0 +1,381 @@
+"""Benchmark video: the 10 s reel's time and per-shot adherence, image-to-video consistency,
+temporal figures beside the world's own rendered motion, and the zero-shot method's variants.
+
+Run: python bench/bench_video.py [--n 12] [--threads 2] [--seconds 10] [--skip-variants]
+     [--sheet docs/video-reel.png]
+(prints tables, writes bench/results/video.json)
+
+What it measures, all with the shipped weights (the video comes from the image model zero-shot,
+so every figure moves with the image model's checkpoint, which is printed):
+1. reel: `Service.video.reel("a futuristic city at sunset with flying cars", seconds=10)` with the
+   default marks (every frame watermarked, MP4 signed), cold (model loading included) and warm;
+   wall and CPU seconds, the MP4 read back (frames, fps), and per shot the share of its frames
+   whose every attribute stated by the shot's line the world evaluator finds (target >= 0.8).
+   Reference rows: the world's own render of each shot (same camera, objects moving).
+2. temporal: per shot, motion-compensated frame error, jitter and flicker of the shot's clip
+   beside the world's rendered clip with the same camera path.
+3. image-to-video: n world renders animated 5 s (motion low and high); the evaluator's
+   agreement between frame 0 and the last frame on the static attributes (time, weather,
+   landscape, city, style; target >= 0.9), and the camera's measured pixels per frame.
+4. variants of the method on the reel's shots: residual or per-frame detail, flow or blend
+   interpolation, and no re-denoising at all (pure warps): time, jitter, flicker, adherence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from _harness import RESULTS_DIR, Report, Timing
+from imagineer.config import Settings
+from imagineer.engines.base import Capability, GenerationInput, RunControl
+from imagineer.engines.embedded.engine import UNET_FILE, EmbeddedEngine, weights_dir
+from imagineer.media.video import read_video
+from imagineer.runtime import Runtime
+from imagineer.service import Service
+from imagineer.service.video import VideoOptions, VideoResult
+from imagineer.video.camera import CameraPath
+from imagineer.video.metrics import TemporalReport, camera_speed, temporal_report
+from imagineer.video.reel import shot_frames
+from imagineer.video.storyboard import Shot, Storyboard
+from imagineer.video.zeroshot import ZeroShotConfig, ZeroShotVideoEngine
+from imagineer.world import caption, sample_scene
+from imagineer.world.captions import PromptSpec
+from imagineer.world.evaluate import Evaluator, Prediction, scoreable
+from imagineer.world.motion import WorldMotion, render_clip
+from imagineer.world.scene import COLOURS, COUNTS, LANDSCAPES, POSITIONS, ObjectGroup, Scene
+
+PROMPT = "a futuristic city at sunset with flying cars"
+STATIC = ("time", "weather", "landscape", "city", "style")
+SIZE = 256
+FPS = 24
+
+
+SHOT_COLS = (16, 7, 18, 11)
+VAR_COLS = (30, 7, 10, 8, 9, 11)
+I2V_COLS = (22, 6, 15, 9, 10, 17, 12)
+
+
+def line(cells: Sequence[object], widths: Sequence[int]) -> str:
+    """One table row: the first cell left-aligned, numbers to 3 decimals (2 above 10)."""
+    out = []
+    for k, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+        text = f"{cell:.3f}" if isinstance(cell, float) else str(cell)
+        out.append(text.ljust(width) if k == 0 else text.rjust(width))
+    return "".join(out)
+
+
+def checkpoint() -> dict[str, str]:
+    with safe_open(str(weights_dir() / UNET_FILE), framework="pt") as f:
+        meta = f.metadata() or {}
+    return {k: meta[k] for k in ("step", "trained_minutes") if k in meta}
+
+
+def scene_for(spec: PromptSpec, seed: int) -> Scene:
+    """A world scene that shows what `spec` states (the rest drawn from `seed`)."""
+    rng = np.random.default_rng(seed)
+    objects = None
+    if spec.kind is not None:
+        objects = ObjectGroup(
+            spec.kind,
+            spec.colour or str(rng.choice(COLOURS)),
+            spec.count or int(rng.choice(COUNTS)),
+            spec.position or str(rng.choice(POSITIONS)),
+        )
+    return Scene(
+        time=spec.time or "noon",
+        weather=spec.weather or "clear",
+        landscape=spec.landscape or str(rng.choice(LANDSCAPES)),
+        city=spec.city or "none",
+        objects=objects,
+        style=spec.style or "photo",
+        seed=seed,
+    )
+
+
+def frames_right(
+    preds: Sequence[Prediction], scene: Scene, stated: frozenset[str], scored: Sequence[str]
+) -> float:
+    """Share of frames whose every stated, scoreable attribute matches `scene`."""
+    checked = [a for a in scored if a in stated and scoreable(scene, a)]
+    ok = [all(p.label(a) == scene.value(a) for a in checked) for p in preds]
+    return float(np.mean(ok)) if ok else float("nan")
+
+
+def per_attribute(
+    preds: Sequence[Prediction], scene: Scene, stated: frozenset[str], scored: Sequence[str]
+) -> dict[str, float]:
+    return {
+        a: round(float(np.mean([p.label(a) == scene.value(a) for p in preds])), 3)
+        for a in scored
+        if a in stated and scoreable(scene, a)
+    }
+
+
+def reference_clip(shot: Shot, fps: int, seed: int) -> list[np.ndarray]:
+    """The world's own clip of the shot: its camera, objects moving, clouds drifting."""
+    spec = shot.spec
+    motion = WorldMotion(scene_for(spec, seed), seconds=shot.frames / fps, camera=shot.camera)
+    return render_clip(motion, SIZE, SIZE, fps=fps)
+
+
+# --- 1. the reel ---------------------------------------------------------------------------------
+
+
+def run_reel(seconds: float, out: Path, threads: int) -> tuple[VideoResult, float, float, Runtime]:
+    """The reel through a fresh runtime with the default marks: (result, wall s, CPU s, runtime)."""
+    settings = dataclasses.replace(
+        Settings(data_dir=out / "data", output_dir=out, threads=threads), watermark=True, sign=True
+    )
+    runtime = Runtime.from_settings(settings)
+    service = Service(runtime, seed_source=lambda: 2026)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = service.video.reel(
+        f"{PROMPT} --seed 2026", seconds=seconds, options=VideoOptions(out_dir=out)
+    )
+    return result, time.perf_counter() - wall, time.process_time() - cpu, runtime
+
+
+def reel_section(
+    args: argparse.Namespace, judge: Evaluator, report: Report
+) -> tuple[Storyboard, list[list[np.ndarray]]]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    _, cold_wall, cold_cpu, runtime = run_reel(args.seconds, tmp / "cold", args.threads)
+    service = Service(runtime, seed_source=lambda: 2026)
+    wall, cpu = time.perf_counter(), time.process_time()
+    warm = service.video.reel(
+        f"{PROMPT} --seed 2026", seconds=args.seconds, options=VideoOptions(out_dir=tmp / "warm")
+    )
+    warm_wall, warm_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    info = read_video(warm.path)
+    board = warm.storyboard
+    if board is None:
+        raise RuntimeError("a reel always has a storyboard")
+    t = warm.timings
+    print(
+        f"reel: {info.frame_count} frames at {info.fps:g} fps, {info.width}x{info.height}; "
+        f"cold {cold_wall:.1f} s wall / {cold_cpu:.1f} s CPU, warm {warm_wall:.1f} s wall / "
+        f"{warm_cpu:.1f} s CPU (generate {t.generate_s:.1f} s, save {t.save_s:.1f} s)"
+    )
+    report.add(
+        Timing(
+            "reel cold (load + generate + marks)",
+            (cold_wall,),
+            {"cpu_s": round(cold_cpu, 1), "frames": info.frame_count, "fps": info.fps},
+        )
+    )
+    report.add(
+        Timing(
+            "reel warm",
+            (warm_wall,),
+            {
+                "cpu_s": round(warm_cpu, 1),
+                "generate_s": round(t.generate_s, 1),
+                "save_s": round(t.save_s, 1),
+            },
+        )
+    )
+    if args.sheet is not None:
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(warm.contact_sheet.path, args.sheet)
+        print(f"contact sheet: {args.sheet}")
+    owned = shot_frames(list(info.frames), board)
+    print(line(["shot", "frames", "all stated right", "world ref"], SHOT_COLS) + "  per attribute")
+    for shot, frames in zip(board.shots, owned, strict=True):
+        scene = scene_for(shot.spec, seed=shot.index)
+        stated = shot.spec.mentioned
+        preds = judge.predict(frames)
+        ref = reference_clip(shot, FPS, seed=shot.index)
+        ref_right = frames_right(judge.predict(ref), scene, stated, judge.scored)
+        right = frames_right(preds, scene, stated, judge.scored)
+        attrs = per_attribute(preds, scene, stated, judge.scored)
+        label = f"{shot.index + 1} {shot.role}"
+        print(line([label, len(frames), right, ref_right], SHOT_COLS) + f"  {attrs}  ({shot.line})")
+        report.add(
+            Timing(
+                f"shot {shot.index + 1} {shot.role}",
+                (0.0,),
+                {
+                    "frames": len(frames),
+                    "all_right": round(right, 3),
+                    "world_ref_all_right": round(ref_right, 3),
+                    **{f"acc_{k}": v for k, v in attrs.items()},
+                },
+            )
+        )
+    return board, owned
+
+
+# --- 2-4. engine-level measurements --------------------------------------------------------------
+
+
+def clip(engine: ZeroShotVideoEngine, item: GenerationInput) -> tuple[list[np.ndarray], float]:
+    start = time.process_time()
+    frames = list(engine.generate([item], RunControl())[0].frames)
+    return frames, time.process_time() - start
+
+
+def shot_input(shot: Shot, seed: int) -> GenerationInput:
+    return GenerationInput(
+        Capability.TEXT_TO_VIDEO, shot.line, width=SIZE, height=SIZE, seed=seed + shot.seed_offset,
+        steps=12, num_frames=shot.frames, fps=FPS, motion=shot.camera.motion, camera=shot.camera,
+    )  # fmt: skip
+
+
+def temporal_row(report: TemporalReport) -> dict[str, float]:
+    return {
+        "comp_err": round(report.compensated_error, 2),
+        "jitter": round(report.jitter, 2),
+        "flicker": round(report.flicker, 2),
+        "camera_px": round(report.camera_px_per_frame, 2),
+    }
+
+
+def variants_section(
+    image: EmbeddedEngine, board: Storyboard, judge: Evaluator, report: Report, skip: bool
+) -> None:
+    configs = {"default (residual, flow)": ZeroShotConfig()}
+    if not skip:
+        configs.update(
+            {
+                "per-frame upscale, flow": ZeroShotConfig(detail="per_frame"),
+                "residual, blend": ZeroShotConfig(temporal="blend"),
+                "per-frame upscale, blend": ZeroShotConfig(detail="per_frame", temporal="blend"),
+                "no re-denoise (warps only)": ZeroShotConfig(strength_low=0.0, strength_high=0.0),
+            }
+        )
+    print("\n" + line(["variant", "cpu s", "comp err", "jitter", "flicker", "all right"], VAR_COLS))
+    refs = {}
+    for shot in board.shots:
+        ref = reference_clip(shot, FPS, seed=shot.index)
+        mats = shot.camera.matrices(shot.frames, shot.frames / FPS)
+        refs[shot.index] = temporal_report(ref, mats)
+    ref_mean = {
+        k: float(np.mean([getattr(r, k) for r in refs.values()]))
+        for k in ("compensated_error", "jitter", "flicker")
+    }
+    ref_cells = [ref_mean[k] for k in ("compensated_error", "jitter", "flicker")]
+    print(line(["world reference", "", *ref_cells, ""], VAR_COLS))
+    report.add(
+        Timing("temporal: world reference", (0.0,), {k: round(v, 2) for k, v in ref_mean.items()})
+    )
+    for label, config in configs.items():
+        engine = ZeroShotVideoEngine(image, config)
+        rows, cpu, right = [], 0.0, []
+        for shot in board.shots:
+            frames, seconds = clip(engine, shot_input(shot, 2026))
+            cpu += seconds
+            mats = shot.camera.matrices(shot.frames, shot.frames / FPS)
+            rows.append(temporal_report(frames, mats))
+            right.append(
+                frames_right(
+                    judge.predict(frames),
+                    scene_for(shot.spec, shot.index),
+                    shot.spec.mentioned,
+                    judge.scored,
+                )
+            )
+        mean = {
+            k: float(np.mean([getattr(r, k) for r in rows]))
+            for k in ("compensated_error", "jitter", "flicker")
+        }
+        cells = [mean[k] for k in ("compensated_error", "jitter", "flicker")]
+        print(line([label, cpu, *cells, float(np.mean(right))], VAR_COLS))
+        report.add(
+            Timing(
+                f"variant: {label}",
+                (cpu,),
+                {
+                    **{k: round(v, 2) for k, v in mean.items()},
+                    "all_right": round(float(np.mean(right)), 3),
+                },
+            )
+        )
+
+
+def image_to_video_section(
+    engine: ZeroShotVideoEngine, judge: Evaluator, n: int, report: Report
+) -> None:
+    from imagineer.world import render
+
+    rng = np.random.default_rng(7)
+    head = ["image-to-video (5 s)", "clips", "agree f0/last", "f0 true", "last true"]
+    print("\n" + line([*head, "camera px/frame", "cpu s/clip"], I2V_COLS))
+    for motion in ("low", "high"):
+        agree, true0, true_last, speeds, cpu = [], [], [], [], 0.0
+        for i in range(n):
+            scene = sample_scene(rng)
+            picture = render(scene, SIZE, SIZE)
+            item = GenerationInput(
+                Capability.IMAGE_TO_VIDEO, caption(scene, rng).text, width=SIZE, height=SIZE,
+                seed=i, steps=12, num_frames=5 * FPS, fps=FPS, motion=motion, init_image=picture,
+            )  # fmt: skip
+            cpu_start = time.process_time()
+            out = engine.generate([item], RunControl())[0]
+            cpu += time.process_time() - cpu_start
+            first, last = judge.predict([out.frames[0], out.frames[-1]])
+            agree += [first.label(a) == last.label(a) for a in STATIC if a in judge.scored]
+            true0 += [first.label(a) == scene.value(a) for a in STATIC if a in judge.scored]
+            true_last += [last.label(a) == scene.value(a) for a in STATIC if a in judge.scored]
+            camera = CameraPath.from_text(str(dict(out.extras)["camera"]))
+            speeds.append(camera_speed(camera.matrices(len(out.frames), 5.0), (SIZE, SIZE)))
+        row = {
+            "agree": float(np.mean(agree)),
+            "f0": float(np.mean(true0)),
+            "last": float(np.mean(true_last)),
+            "px": float(np.mean(speeds)),
+        }
+        cells = [row["agree"], row["f0"], row["last"], row["px"], cpu / n]
+        print(line([f"motion {motion}", n, *cells], I2V_COLS))
+        report.add(
+            Timing(
+                f"image-to-video motion {motion}",
+                (0.0,),
+                {
+                    "clips": n,
+                    "agree_first_last": round(row["agree"], 3),
+                    "first_true": round(row["f0"], 3),
+                    "last_true": round(row["last"], 3),
+                    "camera_px_per_frame": round(row["px"], 2),
+                },
+            )
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=12, help="images animated per motion level")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the reel")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--skip-variants", action="store_true", help="only the default method")
+    parser.add_argument(
+        "--sheet", type=Path, default=None, help="copy the reel's contact sheet here"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder for the JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    judge = Evaluator.load()
+    report = Report("video")
+    report.context.update(engine_checkpoint=checkpoint(), prompt=PROMPT, threads=args.threads)
+    print(f"engine checkpoint: {checkpoint()}")
+    board, _ = reel_section(args, judge, report)
+    image = EmbeddedEngine.load()
+    variants_section(image, board, judge, report, args.skip_variants)
+    image_to_video_section(ZeroShotVideoEngine(image), judge, args.n, report)
+    print(f"results: {report.write(args.results)}")
+    print(json.dumps(report.context))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
