@@ -8,6 +8,8 @@ from itertools import groupby
 
 from imagineer.safety.normalize import Token, fold_i_l, fold_text, tokenize
 
+_MASK = "*"  # how a hidden letter is written in a candidate word
+
 # Words that are never glued to a neighbour across whitespace: "pen is" must not read "penis".
 _STOPWORDS = frozenset({
     "a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "of", "in", "on", "at",
@@ -22,6 +24,9 @@ _STOPWORDS_IL = frozenset(fold_i_l(word) for word in _STOPWORDS)
 # How many whitespace gaps one matched word may bridge ("c hi ld" bridges two).
 _MAX_GAPS = 2
 _MIN_COMPOUND_PART = 3
+# A masked word ("n*ked") is read as a policy word only when enough letters show.
+_MIN_SHOWN_LETTERS = 3
+_MAX_VARIANTS = 4  # readings of one run of pieces: masks as letters, or as plain gaps
 
 
 @dataclass(frozen=True)
@@ -68,16 +73,27 @@ def _covers(text: _Word, term: _Word) -> bool:
 
 
 def _spellings(unit: str, allow_suffix: bool, memo: dict[str, _Word]) -> Iterator[_Word]:
-    """The unit as written, and without a plural "s" or "es"."""
+    """The unit as written, and without a plural "s" or "es" (or the slang "z": "nudez")."""
     variants = [unit]
     if allow_suffix and len(unit) > 3 and unit.endswith("s"):
         variants.append(unit[:-1])
         if unit.endswith("es"):
             variants.append(unit[:-2])
+    elif allow_suffix and len(unit) > 3 and unit.endswith("z") and not unit.endswith("zz"):
+        variants += [unit[:-1] + "s", unit[:-1]]
     for variant in variants:
         if variant not in memo:
             memo[variant] = _word(variant)
         yield memo[variant]
+
+
+def _masked_words(unit: str, vocabulary: dict[int, tuple[str, ...]]) -> list[str]:
+    """Policy words that `unit` spells with some letters masked ("g*re" -> "gore")."""
+    shown = len(unit) - unit.count(_MASK)
+    if shown < _MIN_SHOWN_LETTERS or unit.count(_MASK) * 2 > shown:
+        return []
+    pairs = [(i, c) for i, c in enumerate(unit) if c != _MASK]
+    return [w for w in vocabulary.get(len(unit), ()) if all(w[i] == c for i, c in pairs)]
 
 
 def term_words(phrase: str) -> tuple[str, ...]:
@@ -91,6 +107,7 @@ class TermIndex:
     def __init__(self, terms: Iterable[Term]) -> None:
         # Two indexes: words as spelled, and words with l written as i (for the third form).
         self._indexes: tuple[_Index, _Index] = ({}, {})
+        words_by_length: tuple[dict[int, set[str]], dict[int, set[str]]] = ({}, {})
         self._max_len = 1
         for term in terms:
             variants = [term.words]
@@ -98,14 +115,22 @@ class TermIndex:
                 variants.append(("".join(term.words),))
             for words in variants:
                 folded = tuple(map(fold_i_l, words))
-                for index, spelled in zip(self._indexes, (words, folded), strict=True):
+                for index, spelled, lengths in zip(
+                    self._indexes, (words, folded), words_by_length, strict=True
+                ):
+                    for w in spelled:
+                        lengths.setdefault(len(w), set()).add(w)
                     keys = tuple(_word(w) for w in spelled)
                     index.setdefault(keys[0].squeezed, []).append((term, keys))
                     self._max_len = max(self._max_len, *(len(k.squeezed) for k in keys))
+        self._vocabularies = tuple(
+            {size: tuple(sorted(ws)) for size, ws in lengths.items()} for lengths in words_by_length
+        )
 
     def find(self, tokens: Sequence[Token]) -> set[Hit]:
         """Every hit of every term in every distinct spelling of the tokens."""
         chunks = [t.chunk for t in tokens]
+        masks = [t.masked for t in tokens]
         seen: list[tuple[bool, list[str]]] = []
         hits: set[Hit] = set()
         for form, words in enumerate(
@@ -117,7 +142,8 @@ class TermIndex:
             seen.append((folded, words))
             index = self._indexes[1 if folded else 0]
             stopwords = _STOPWORDS_IL if folded else _STOPWORDS
-            scan = _Scan(words, chunks, self._max_len, stopwords)
+            vocabulary = self._vocabularies[1 if folded else 0]
+            scan = _Scan(words, chunks, masks, self._max_len, stopwords, vocabulary)
             for start in range(len(words)):
                 hits.update(self._hits_at(index, scan, form, start))
             hits.update(self._compound_hits(index, words, form, scan.memo))
@@ -125,7 +151,7 @@ class TermIndex:
 
     def _hits_at(self, index: _Index, scan: _Scan, form: int, start: int) -> Iterator[Hit]:
         for end, unit in scan.units(start):
-            for spelling_index, spelling in enumerate(_spellings(unit, True, scan.memo)):
+            for spelling_index, spelling in enumerate(scan.spellings(unit, True)):
                 for term, keys in index.get(spelling.squeezed, ()):
                     if spelling_index > 0 and len(keys) > 1:
                         continue
@@ -162,18 +188,27 @@ class _Scan:
     """Builds candidate words from consecutive tokens of one form."""
 
     def __init__(
-        self, words: list[str], chunks: list[int], max_len: int, stopwords: frozenset[str]
+        self,
+        words: list[str],
+        chunks: list[int],
+        masks: list[int],
+        max_len: int,
+        stopwords: frozenset[str],
+        vocabulary: dict[int, tuple[str, ...]],
     ) -> None:
         self.words = words
         self.chunks = chunks
+        self.masks = masks
         self.max_len = max_len
         self.stopwords = stopwords
+        self.vocabulary = vocabulary
         self.memo: dict[str, _Word] = {}  # spellings already split into letter runs
 
     def units(self, start: int) -> Iterator[tuple[int, str]]:
         """(end, text) for tokens start..end glued together: pieces of one chunk always,
-        pieces across whitespace only when neither is a common short word."""
-        text = ""
+        pieces across whitespace only when neither is a common short word. Pieces split by
+        mask characters are glued both ways: "n*ked" as "nked" and as "n*ked"."""
+        texts = [""]
         gaps = 0
         squeezed_len = 0
         for end in range(start, len(self.words)):
@@ -182,11 +217,24 @@ class _Scan:
                 gaps += 1
                 if gaps > _MAX_GAPS or {word, self.words[end - 1]} & self.stopwords:
                     return
-            squeezed_len += len(self.word(word).squeezed) - (text[-1:] == word[:1])
+            squeezed_len += len(self.word(word).squeezed) - (texts[0][-1:] == word[:1])
             if squeezed_len > self.max_len:
                 return
-            text += word
-            yield end + 1, text
+            masked = _MASK * self.masks[end] if end > start else ""
+            texts = [text + word for text in texts] + (
+                [text + masked + word for text in texts] if masked else []
+            )
+            texts = texts[:_MAX_VARIANTS]
+            for text in texts:
+                yield end + 1, text
+
+    def spellings(self, unit: str, allow_suffix: bool) -> Iterator[_Word]:
+        """`_spellings` of the unit, or of each policy word it spells with letters masked."""
+        if _MASK not in unit:
+            yield from _spellings(unit, allow_suffix, self.memo)
+            return
+        for word in _masked_words(unit, self.vocabulary):
+            yield from _spellings(word, False, self.memo)
 
     def word(self, text: str) -> _Word:
         if text not in self.memo:
@@ -199,7 +247,7 @@ class _Scan:
             return position
         last = len(keys) == 1
         for end, unit in self.units(position):
-            if any(_covers(s, keys[0]) for s in _spellings(unit, last, self.memo)):
+            if any(_covers(s, keys[0]) for s in self.spellings(unit, last)):
                 stop = self.match_rest(end, keys[1:])
                 if stop is not None:
                     return stop

@@ -43,6 +43,8 @@ _LEET_SYMBOLS = "@$!|€¢"
 # A piece is a run of letters and digits, plus leet symbols that stand before a letter or digit.
 _PIECE_RE = re.compile(r"(?:[^\W_]|\ue000|[@$!|€¢](?=[@$!|€¢]*(?:[^\W_]|\ue000)))+")
 _REPEAT_RE = re.compile(r"([^\W\d_])\1{2,}")
+# Characters that hide a letter inside a word ("n*ked", "g#re"): each stands for one letter.
+MASK_CHARS = frozenset("*#?")
 # Numbers with a short unit ("13yo", "4k", "1920s") read better as written than as leetspeak.
 _NUMBER_WITH_UNIT_RE = re.compile(r"\d+[a-z]{0,3}")
 
@@ -57,6 +59,7 @@ class Token:
     chunk: int  # pieces written without whitespace between them share a chunk
     start: int  # offset of the piece in the folded text
     end: int
+    masked: int = 0  # mask characters ("n*ked") right before this piece in its chunk
 
 
 @dataclass(frozen=True)
@@ -106,20 +109,24 @@ def _has_letter(piece: str) -> bool:
     return any(c.isalpha() or c == _CAPITAL_I for c in piece)
 
 
-def _raw_pieces(folded: str) -> list[tuple[str, int, int, int]]:
-    """(piece, start, end, whitespace chunk index) for every piece of the folded text."""
-    pieces: list[tuple[str, int, int, int]] = []
+def _raw_pieces(folded: str) -> list[tuple[str, int, int, int, int]]:
+    """(piece, start, end, whitespace chunk index, mask characters before it) per piece."""
+    pieces: list[tuple[str, int, int, int, int]] = []
     for chunk_index, chunk in enumerate(re.finditer(r"\S+", folded)):
+        previous_end: int | None = None
         for match in _PIECE_RE.finditer(chunk.group()):
+            gap = chunk.group()[previous_end : match.start()] if previous_end is not None else ""
+            masked = len(gap) if gap and set(gap) <= MASK_CHARS else 0
             start = chunk.start() + match.start()
-            pieces.append((match.group(), start, start + len(match.group()), chunk_index))
+            pieces.append((match.group(), start, start + len(match.group()), chunk_index, masked))
+            previous_end = match.end()
     return pieces
 
 
-def _merge_spaced_letters(pieces: list[tuple[str, int, int, int]]) -> list[int]:
+def _merge_spaced_letters(pieces: list[tuple[str, int, int, int, int]]) -> list[int]:
     """Chunk ids where runs of three or more one-character chunks ("n u d e") count as one."""
     sizes: dict[int, int] = {}
-    for _, _, _, chunk in pieces:
+    for _, _, _, chunk, _ in pieces:
         sizes[chunk] = sizes.get(chunk, 0) + 1
     single = [len(p[0]) == 1 and sizes[p[3]] == 1 for p in pieces]
     chunks = [p[3] for p in pieces]
@@ -143,7 +150,7 @@ def tokenize(folded: str) -> tuple[Token, ...]:
     spelled = {c for (p, *_), c in zip(pieces, chunks, strict=True) if _has_letter(p)}
     spelled -= {c for (p, *_), c in zip(pieces, chunks, strict=True) if len(p) > 1}
     tokens: list[Token] = []
-    for (piece, start, end, _), chunk in zip(pieces, chunks, strict=True):
+    for (piece, start, end, _, masked), chunk in zip(pieces, chunks, strict=True):
         plain = piece.replace(_CAPITAL_I, "i")
         # A digit spelled out among letters is leet; "16:9" and "clothes::-1" are numbers.
         is_word = _has_letter(piece) or chunk in spelled
@@ -155,7 +162,7 @@ def tokenize(folded: str) -> tuple[Token, ...]:
             continue
         leet_i = _undo_leet(piece)
         plain = "".join(c for c in plain if c not in _LEET_SYMBOLS) or leet_i
-        tokens.append(Token(plain, leet_i, fold_i_l(leet_i), chunk, start, end))
+        tokens.append(Token(plain, leet_i, fold_i_l(leet_i), chunk, start, end, masked))
     return tuple(tokens)
 
 

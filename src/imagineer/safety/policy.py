@@ -13,6 +13,8 @@ from imagineer.safety.policy_file import (
     AGE_GROUP,
     FILLER_GROUP,
     NEGATOR_GROUP,
+    PAIR_GROUP,
+    PUBLIC_FIGURE_GROUP,
     CategorySpec,
     PolicySpec,
     read_policy_spec,
@@ -195,6 +197,7 @@ class Policy:
     def _findings(self, text: str, tokens: tuple[Token, ...]) -> list[_Finding]:
         hits = self._index.find(tokens) | self._age_hits(tokens)
         hits = _drop_exceptions(hits)
+        hits |= _pair_hits(hits)
         negated_tokens = _tokens_in_spans(tokens, negated_spans(text))
         negated = self._negated(hits, negated_tokens)
         allowed_tokens = _covered(h for h in hits if h.group == _ALLOW)
@@ -264,6 +267,24 @@ def _stated_age(words: list[str], index: int) -> tuple[int | None, int]:
             # "under 18" states an age below 18.
             return (number - 1 if word == "under" else number), index + 2
     return None, index
+
+
+def _pair_hits(hits: set[Hit]) -> set[Hit]:
+    """A hit spanning two different public figures named apart ("Trump kissing Putin").
+
+    Names that share a word ("Barack Obama", "Michelle Obama") are taken for one family and
+    do not make a pair.
+    """
+    figures = sorted(
+        (h for h in hits if h.group == PUBLIC_FIGURE_GROUP), key=lambda h: (h.start, h.end)
+    )
+    for first in figures:
+        for second in figures:
+            apart = first.end <= second.start
+            if apart and not set(first.term.split()) & set(second.term.split()):
+                term = f"{first.term} and {second.term}"
+                return {Hit(PAIR_GROUP, term, first.form, first.start, second.end)}
+    return set()
 
 
 def _drop_exceptions(hits: set[Hit]) -> set[Hit]:

@@ -14,6 +14,7 @@ AGE_GROUP = "minor"  # the stated-age detector adds its hits to this group
 NEGATOR_GROUP = "negator"
 FILLER_GROUP = "negation_filler"
 PUBLIC_FIGURE_GROUP = "public_figure"  # filled from [policy] public_figures
+PAIR_GROUP = "public_figure_pair"  # the gate adds a hit when two different figures are named
 _REQUIRED_GROUPS = (AGE_GROUP, NEGATOR_GROUP, FILLER_GROUP, PUBLIC_FIGURE_GROUP)
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _TOP_KEYS = {"policy", "detectors", "categories", "groups", "negations"}
