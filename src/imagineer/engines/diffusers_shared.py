@@ -132,8 +132,9 @@ class PromptMapper:
 
     @torch.no_grad()
     def _embeddings(self, pipe: Any, items: Sequence[GenerationInput]) -> dict[str, Any]:
-        conds = [_jitter(self._blend(pipe, item), item) for item in items]
-        unconds = [self._negative(pipe, item) for item in items]
+        memo: dict[str, TextEmbedding] = {}  # a grid repeats one prompt: encode it once
+        conds = [_jitter(self._blend(pipe, item, memo), item) for item in items]
+        unconds = [self._negative(pipe, item, memo) for item in items]
         args = {
             "prompt_embeds": torch.cat([c.tokens for c in conds]),  # (B, L, D)
             "negative_prompt_embeds": torch.cat([u.tokens for u in unconds]),
@@ -145,28 +146,35 @@ class PromptMapper:
             args["negative_pooled_prompt_embeds"] = torch.cat(negative_pooled)
         return args
 
-    def _encode(self, pipe: Any, text: str) -> TextEmbedding:
+    def _encode(self, pipe: Any, text: str, memo: dict[str, TextEmbedding]) -> TextEmbedding:
+        if text in memo:
+            return memo[text]
         out = pipe.encode_prompt(
             prompt=text,
             device=pipe._execution_device,
             num_images_per_prompt=1,
             do_classifier_free_guidance=False,
         )
-        return TextEmbedding(out[0], out[2] if len(out) == 4 else None)
+        memo[text] = TextEmbedding(out[0], out[2] if len(out) == 4 else None)
+        return memo[text]
 
-    def _blend(self, pipe: Any, item: GenerationInput) -> TextEmbedding:
+    def _blend(
+        self, pipe: Any, item: GenerationInput, memo: dict[str, TextEmbedding]
+    ) -> TextEmbedding:
         """Multi-prompts as a weighted mean of each part's embeddings (Compel's blend)."""
         parts = item.weighted_prompts or ((item.prompt, 1.0),)
         total = sum(weight for _, weight in parts)
         blend: TextEmbedding | None = None
         for text, weight in parts:
-            part = self._encode(pipe, text).scaled(weight / total)
+            part = self._encode(pipe, text, memo).scaled(weight / total)
             blend = part if blend is None else blend.plus(part)
         assert blend is not None  # parts is never empty
         return blend
 
-    def _negative(self, pipe: Any, item: GenerationInput) -> TextEmbedding:
-        embedding = self._encode(pipe, item.negative_prompt)
+    def _negative(
+        self, pipe: Any, item: GenerationInput, memo: dict[str, TextEmbedding]
+    ) -> TextEmbedding:
+        embedding = self._encode(pipe, item.negative_prompt, memo)
         if not item.negative_prompt and getattr(pipe.config, "force_zeros_for_empty_prompt", False):
             # SDXL leaves the unconditional embedding at zero for an empty negative prompt.
             embedding = embedding.scaled(0.0)

@@ -89,6 +89,12 @@ class DiffusersVideoEngine:
             )
         if item.tile:
             raise EngineError(f"item {i}: --tile is for images; remove it for a video")
+        camera = getattr(item, "camera", None)  # a camera path (imagineer.video.camera)
+        if camera is not None and getattr(camera, "move", "static") != "static":
+            raise EngineError(
+                f"item {i}: camera move {camera.move!r}: {name} ({fam}) draws its own motion "
+                "and cannot follow a camera path; leave the camera move out"
+            )
 
     def _run(self, items: Sequence[GenerationInput], control: RunControl) -> list[GenerationOutput]:
         # 1. check inputs
