@@ -49,14 +49,29 @@ def marked(marker: wm.Watermarker) -> tuple[Image.Image, Image.Image]:
     return original, wm.embed(original, PAYLOAD, marker=marker)
 
 
-def test_code_bits_round_trip_and_crc_catches_a_flip() -> None:
+def test_code_bits_round_trip_and_errors_are_corrected() -> None:
     bits = wm.encode_bits(PAYLOAD)
-    assert len(bits) == wm.CODE_BITS
+    assert len(bits) == wm.CODE_BITS == 162
     assert wm.decode_bits(bits) == PAYLOAD
-    for position in (0, 17, 40):
-        flipped = bits.copy()
-        flipped[position] ^= 1
-        assert wm.decode_bits(flipped) is None
+    flipped = bits.copy()
+    flipped[::20] ^= 1  # 9 wrong code bits, spread out: the convolutional code fixes them
+    assert wm.decode_bits(flipped) == PAYLOAD
+
+
+def test_soft_decoding_uses_confidence() -> None:
+    signs = wm.encode_bits(PAYLOAD) * 2.0 - 1.0
+    soft = signs * 2.0
+    soft[::4] = -0.3 * signs[::4]  # 41 bits wrong, but only weakly so
+    assert wm.decode_bits(soft) == PAYLOAD
+    assert wm.decode_bits(np.where(soft > 0, 1, 0)) != PAYLOAD  # hard decisions lose
+
+
+def test_random_words_fail_the_crc() -> None:
+    rng = np.random.default_rng(0)
+    decoded = [wm.decode_bits(rng.normal(size=wm.CODE_BITS)) for _ in range(200)]
+    assert decoded.count(None) == 200  # a CRC-16 passes by chance once in 65536
+    with pytest.raises(ValueError, match="162 code bits"):
+        wm.decode_bits(np.zeros(48))
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32, True, 1.5])

@@ -29,7 +29,7 @@ ValidationState: TypeAlias = Literal["Valid", "Invalid", "Trusted"]
 RECIPE_LABEL: Final = "org.imagineer.recipe"
 GENERATOR_LABEL: Final = "org.imagineer.generator"
 WATERMARK_LABEL: Final = "org.imagineer.watermark"
-WATERMARK_METHOD: Final = "imagineer-ss1"  # the spread-spectrum mark of provenance.watermark
+WATERMARK_METHOD: Final = "imagineer-ss2"  # provenance.watermark: coded spread spectrum
 UNTRUSTED_CODE: Final = "signingCredential.untrusted"
 CONTENT_CHANGED_CODES: Final = frozenset(
     {"assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch"}
@@ -75,6 +75,7 @@ class ManifestReport:
     model_hash: str | None = None
     watermarked: bool | None = None
     watermark_payload: int | None = None
+    watermark_note: str = ""  # why the signer left the pixels unmarked, when it did
     ingredients: tuple[Ingredient, ...] = ()
     failure_codes: tuple[str, ...] = ()
     error: str | None = None  # why a present manifest could not be read, if it could not
@@ -120,18 +121,23 @@ def sign_file(
     parents: Sequence[Path] = (),
     mixes_user_media: bool = False,
     watermarked: bool = True,
+    watermark_note: str = "",
 ) -> Path:
-    """Sign `src` into `dst` (they may be the same file) with a manifest for this output."""
+    """Sign `src` into `dst` (they may be the same file) with a manifest for this output.
+
+    `watermarked` says whether the pixels carry imagineer's mark; when they do not,
+    `watermark_note` says why (e.g. "turned off in settings") and the manifest records it.
+    """
     # 1. check inputs
     src, dst = Path(src), Path(dst)
     mime = mime_type(src)
     if mime_type(dst) != mime:
         raise ProvenanceError(f"src {src.name} and dst {dst.name} must have the same format")
     recipe = _recipe_object(recipe_json)
-    _check_action(action, parents)
+    check_action(action, parents)
     # 2. the manifest, 3. the signer, 4. sign into a temporary file, then move it into place
     manifest = _manifest(dst.name, mime, action, recipe, model, model_hash, mixes_user_media)
-    manifest["assertions"].append(_watermark_assertion(recipe_json, watermarked))
+    manifest["assertions"].append(_watermark_assertion(recipe_json, watermarked, watermark_note))
     builder = c2pa.Builder(manifest, _context(None))
     try:
         if action == "edited":
@@ -185,7 +191,8 @@ def _has_jumbf_label(path: Path) -> bool:
     return False
 
 
-def _check_action(action: str, parents: Sequence[Path]) -> None:
+def check_action(action: str, parents: Sequence[Path]) -> None:
+    """ProvenanceError unless `action` and `parents` make a manifest (call before heavy work)."""
     if action not in ("created", "edited"):
         raise ProvenanceError(f"action={action!r}: use 'created' or 'edited'")
     if action == "created" and parents:
@@ -239,11 +246,13 @@ def _manifest(
     }
 
 
-def _watermark_assertion(recipe_json: str, watermarked: bool) -> dict[str, Any]:
-    """Whether the pixels carry a mark, and which payload (derived from the recipe) it holds."""
+def _watermark_assertion(recipe_json: str, watermarked: bool, note: str) -> dict[str, Any]:
+    """Whether the pixels carry a mark, and its payload (from the recipe) or why there is none."""
     data: dict[str, Any] = {"embedded": watermarked}
     if watermarked:
         data |= {"method": WATERMARK_METHOD, "payload": f"{payload_for_recipe(recipe_json):08x}"}
+    else:
+        data["reason"] = note or "not given"
     return {"label": WATERMARK_LABEL, "data": data}
 
 
@@ -311,6 +320,7 @@ def _report(store: dict[str, Any], state: str | None) -> ManifestReport:
         model_hash=generator.get("model_hash"),
         watermarked=bool(mark.get("embedded")) if mark else None,
         watermark_payload=int(mark["payload"], 16) if mark.get("payload") else None,
+        watermark_note=str(mark.get("reason", "")),
         ingredients=tuple(_ingredient(i) for i in active.get("ingredients", [])),
         failure_codes=codes,
     )

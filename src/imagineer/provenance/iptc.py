@@ -5,12 +5,14 @@ Iptc4xmpExt:DigitalSourceType (trainedAlgorithmicMedia or compositeWithTrainedAl
 photoshop:Credit "Made with AI", xmp:CreatorTool (the software) and IPTC 2025's AI fields
 (Iptc4xmpExt:AISystemUsed, and the prompt only when the caller chooses to publish it).
 `imagineer.media.images.save_image(..., xmp=build_xmp(tags))` puts it in PNG (iTXt
-XML:com.adobe.xmp), JPEG (APP1) and WebP (XMP chunk).
+XML:com.adobe.xmp), JPEG (APP1) and WebP (XMP chunk); `append_mp4_xmp` adds it to an MP4 as the
+top-level `uuid` box Adobe's XMP specification defines for ISO media files.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,8 @@ NS: Final = {
 _PACKET: Final = re.compile(rb"<x:xmpmeta\b.*?</x:xmpmeta>", re.DOTALL)
 _SOURCE_TYPES: Final = (TRAINED_ALGORITHMIC_MEDIA, COMPOSITE_WITH_TRAINED)
 _MAX_SCAN_BYTES: Final = 64 * 1024 * 1024  # XMP sits in headers; do not read huge videos whole
+MP4_XMP_UUID: Final = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")  # XMP spec part 3
+_MP4_SUFFIXES: Final = frozenset({".mp4", ".m4v", ".mov"})
 
 
 @dataclass(frozen=True)
@@ -125,13 +129,65 @@ def parse_xmp(packet: bytes) -> IptcTags | None:
 
 def read_xmp(path: Path) -> IptcTags | None:
     """The AI tags of a file (any format: the XMP packet is found by scanning), or None."""
-    with Path(path).open("rb") as handle:
+    path = Path(path)
+    if path.suffix.lower() in _MP4_SUFFIXES:
+        packet = _read_mp4_xmp(path)
+        if packet is not None:
+            return parse_xmp(packet)
+    with path.open("rb") as handle:
         data = handle.read(_MAX_SCAN_BYTES)
     for match in _PACKET.finditer(data):
         tags = parse_xmp(match.group(0))
         if tags is not None:
             return tags
     return _read_compressed_png_xmp(path)
+
+
+def append_mp4_xmp(path: Path, packet: bytes) -> None:
+    """Append `packet` to an MP4 as a top-level XMP `uuid` box (sign afterwards, not before).
+
+    Appending moves no other box, so the sample offsets in `moov` stay right.
+    """
+    path = Path(path)
+    if _mp4_boxes(path) is None:
+        raise ValueError(f"{path.name} is not an MP4 (no ftyp box first): cannot add XMP")
+    if _read_mp4_xmp(path) is not None:
+        raise ValueError(f"{path.name} already holds an XMP box")
+    with path.open("ab") as handle:
+        handle.write(struct.pack(">I4s", 8 + 16 + len(packet), b"uuid") + MP4_XMP_UUID + packet)
+
+
+def _mp4_boxes(path: Path) -> list[tuple[bytes, int, int]] | None:
+    """The top-level boxes of an MP4 as (type, payload offset, payload size); None if no MP4."""
+    boxes: list[tuple[bytes, int, int]] = []
+    total = path.stat().st_size
+    with path.open("rb") as handle:
+        offset = 0
+        while offset + 8 <= total:
+            handle.seek(offset)
+            size, kind = struct.unpack(">I4s", handle.read(8))
+            header = 8
+            if size == 1:  # a 64-bit size follows the type
+                size, header = struct.unpack(">Q", handle.read(8))[0], 16
+            elif size == 0:  # the box runs to the end of the file
+                size = total - offset
+            if size < header or (not boxes and kind != b"ftyp"):
+                break
+            boxes.append((kind, offset + header, size - header))
+            offset += size
+    return boxes or None
+
+
+def _read_mp4_xmp(path: Path) -> bytes | None:
+    """The packet in the MP4's top-level XMP `uuid` box, or None."""
+    with path.open("rb") as handle:
+        for kind, offset, size in _mp4_boxes(path) or ():
+            if kind != b"uuid" or size < 16:
+                continue
+            handle.seek(offset)
+            if handle.read(16) == MP4_XMP_UUID:
+                return handle.read(min(size - 16, _MAX_SCAN_BYTES))
+    return None
 
 
 def _read_compressed_png_xmp(path: Path) -> IptcTags | None:

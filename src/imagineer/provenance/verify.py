@@ -64,6 +64,8 @@ class Verdict:
             if m.failure_codes:
                 lines.append(f"manifest failures: {', '.join(m.failure_codes)}")
             lines += [f"ingredient: {i.relationship} {i.title}" for i in m.ingredients]
+            if m.watermarked is False:
+                lines.append(f"manifest says: no watermark ({m.watermark_note or 'no reason'})")
         else:
             lines.append("manifest: none")
         lines.append(_watermark_line(self.watermark, self.watermark_note))
@@ -133,7 +135,10 @@ def _judge(
             if manifest.validation_state == "Trusted"
             else "signer not checked against a trust list"
         )
-        return "manifest_valid", f"{what} by {who}, manifest valid ({trust})"
+        return (
+            "manifest_valid",
+            f"{what} by {who}, manifest valid ({trust}){_mark_clause(manifest, marked)}",
+        )
     if manifest.present and manifest.content_changed:
         return (
             "edited_after_signing",
@@ -143,12 +148,28 @@ def _judge(
         codes = ", ".join(manifest.failure_codes) or manifest.error or "unknown failure"
         return "manifest_invalid", f"manifest invalid ({codes}){mark_note}"
     if marked and manifest.error is not None:  # a format with no place for a manifest
-        return "watermark_only", "watermark found (this format carries no C2PA manifest)"
+        return "watermark_only", f"watermark found; {_no_manifest_reason(manifest.error)}"
     if marked:
         return "watermark_only", "manifest stripped but watermark found"
     if xmp is not None and xmp.ai_generated:
         return "labels_only", "no manifest or watermark; IPTC/XMP labels say AI-made (unsigned)"
+    if manifest.error is not None and "cannot carry" in manifest.error:
+        return "no_marks", f"no marks found; {_no_manifest_reason(manifest.error)}"
     return "no_marks", "no marks found"
+
+
+def _mark_clause(manifest: ManifestReport, marked: bool) -> str:
+    """What a valid manifest's watermark claim and the pixels say together."""
+    if marked:
+        return "; watermark found"
+    if manifest.watermarked is False:
+        return f"; no watermark ({manifest.watermark_note or 'the manifest says none was added'})"
+    return "; watermark not found"
+
+
+def _no_manifest_reason(error: str) -> str:
+    """Why a file has no manifest when its format has no place for one."""
+    return error.replace("files cannot", "cannot") if "cannot carry" in error else error
 
 
 def _recipe(

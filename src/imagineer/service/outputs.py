@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
+import numpy as np
 from PIL import Image
 
 from imagineer.media.images import save_image
 from imagineer.provenance import c2pa, iptc
 from imagineer.provenance import watermark as wm
 from imagineer.provenance.keys import SigningIdentity
+from imagineer.provenance.label import WATERMARK_OFF, write_labelled_video
 from imagineer.provenance.recipe import Recipe
 
 WATERMARK_MIN_SIDE: Final = 256  # smaller outputs are drafts or base images: never marked
@@ -82,6 +84,7 @@ def write_output(
     recipe_json = recipe.to_json()
     # 1. watermark the pixels (final-size outputs only)
     marked = marking.watermark and min(image.size) >= WATERMARK_MIN_SIDE
+    reason = "" if marked else _no_watermark_reason(marking, image.size)
     if marked:
         payload = wm.payload_for_recipe(recipe_json)
         image = wm.embed(image.convert("RGB"), payload, marker=marking.marker)
@@ -101,5 +104,39 @@ def write_output(
             parents=parents,
             mixes_user_media=mixes_user_media,
             watermarked=marked,
+            watermark_note=reason,
         )
     return WrittenFile(path, recipe, marked, marking.identity is not None)
+
+
+def write_video_output(
+    frames: Sequence[np.ndarray],
+    path: Path,
+    recipe: Recipe,
+    marking: Marking,
+    *,
+    fps: int = 24,
+    action: Literal["created", "edited"] = "created",
+    parents: Sequence[Path] = (),
+    mixes_user_media: bool = False,
+) -> WrittenFile:
+    """Write one clip with every mark `marking` asks for (see provenance.label); MP4 is best."""
+    written = write_labelled_video(
+        frames,
+        path,
+        recipe,
+        identity=marking.identity,
+        watermark=marking.watermark,
+        fps=fps,
+        action=action,
+        parents=parents,
+        mixes_user_media=mixes_user_media,
+        marker=marking.marker,
+    )
+    return WrittenFile(written.path, recipe, written.watermarked, written.signed)
+
+
+def _no_watermark_reason(marking: Marking, size: tuple[int, int]) -> str:
+    if not marking.watermark:
+        return WATERMARK_OFF
+    return f"{size[0]}x{size[1]} is under {WATERMARK_MIN_SIDE} px a side (a draft or base image)"
