@@ -222,6 +222,24 @@ def reel(
     )
 
 
+@train_app.command("video-data")
+def train_video_data(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the clips.")] = Path("data/video"),
+    count: Annotated[int, typer.Option("--count", min=1, help="How many clips.")] = 1000,
+    size: Annotated[int, typer.Option("--size", min=16, help="Side in pixels (even).")] = 64,
+    fps: Annotated[int, typer.Option("--fps", min=1, max=60)] = 12,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+) -> None:
+    """Render clips of the world in motion (camera moves, drifting clouds, moving things, the
+    light changing) with a JSON line each: training data for a video model."""
+    from imagineer.world.motion import write_clips
+
+    if size % 2:
+        _fail(f"--size {size}: MP4 needs an even side", EXIT_PROMPT)
+    index = write_clips(out, count, seed=seed, size=size, fps=fps)
+    typer.echo(f"{count} clips and their captions: {index}")
+
+
 def _wants_video(prompt: str) -> bool:
     """Whether the prompt asks for a clip (--video); bad prompts go the usual way to be reported."""
     from imagineer.prompts import PromptError, parse_all

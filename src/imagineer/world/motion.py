@@ -11,8 +11,10 @@ A frame at rest (t = 0, no camera move) is exactly `render(scene, ...)`.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -125,6 +127,49 @@ def render_clip(
     return [
         render_frame(motion, i / (n - 1), width, height, supersample=supersample) for i in range(n)
     ]
+
+
+def write_clips(
+    folder: Path,
+    count: int,
+    *,
+    seed: int = 0,
+    size: int = 64,
+    fps: int = 12,
+    split: str = "train",
+) -> Path:
+    """`count` random clips of the world as MP4 files, each with a line in clips.jsonl (its
+    caption, scene, camera and motion): training data for a video model. Returns the JSONL."""
+    from imagineer.media.video import write_video
+    from imagineer.world.captions import caption
+
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count={count!r}: use a whole number of at least 1")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    index = folder / "clips.jsonl"
+    with index.open("w", encoding="utf-8") as lines:
+        for i in range(count):
+            motion = sample_motion(rng, split=split)
+            name = f"clip_{i:06d}.mp4"
+            frames = render_clip(motion, size, size, fps=fps)
+            write_video(frames, folder / name, fps=fps)
+            record = {
+                "file": name,
+                "caption": caption(motion.scene, rng).text,
+                "scene": motion.scene.to_dict(),
+                "seconds": motion.seconds,
+                "frames": len(frames),
+                "fps": fps,
+                "camera": motion.camera.to_text(),
+                "object_speed": motion.object_speed,
+                "cloud_speed": motion.cloud_speed,
+                "sun_drop": motion.sun_drop,
+                "time_to": motion.time_to,
+            }
+            lines.write(json.dumps(record, sort_keys=True) + "\n")
+    return index
 
 
 def next_time(time: str) -> str:
