@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +211,3 @@ def _parse(raw: str, path: Path) -> dict[str, ModelEntry]:
         raise CatalogError(f"{path}: expected a version {FORMAT_VERSION} model registry")
     entries = [ModelEntry.from_dict(item) for item in data.get("models", [])]
     return {e.name: e for e in entries}
-
-
-def with_loras(entry: ModelEntry, loras: tuple[LoraRef, ...]) -> ModelEntry:
-    return replace(entry, loras=loras)
