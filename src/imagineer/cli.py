@@ -9,12 +9,9 @@ shows progress and prints results. Exit codes: 0 done, 1 failed, 2 bad prompt or
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -472,30 +469,70 @@ def jobs_cancel(ctx: typer.Context, job_id: str) -> None:
 def jobs_work(
     ctx: typer.Context,
     worker_id: Annotated[
-        str | None, typer.Option(help="Default: host name and process id.")
+        str | None, typer.Option(help="Default: host name, process id and a random suffix.")
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="This worker's device: cpu, cuda or cuda:N (one per GPU)."),
+    ] = None,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Compatible jobs run in one engine batch.")
+    ] = 4,
+    batch_window_ms: Annotated[
+        float,
+        typer.Option("--batch-window-ms", min=0, help="How long a batch waits to fill."),
+    ] = 50.0,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, help="On SIGTERM/Ctrl-C: seconds to finish, then requeue."),
+    ] = 30.0,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact-batches",
+            help="CPU numerics independent of batch size: a batched job's pixels are bit for "
+            "bit its pixels alone (about half the speed).",
+        ),
+    ] = False,
+    webhooks: Annotated[
+        bool, typer.Option("--webhooks/--no-webhooks", help="Also deliver webhook events.")
+    ] = True,
     until_empty: Annotated[
         bool, typer.Option("--until-empty", help="Exit once the queue is empty.")
     ] = False,
 ) -> None:
-    """Run a worker: take queued jobs and run them until Ctrl-C (or the queue is empty)."""
-    name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    """Run a worker: take queued jobs and run them until SIGTERM or Ctrl-C (or the queue is
+    empty); jobs still running after --grace seconds go back to the queue."""
+    from imagineer.server.worker import WorkerOptions, serve_worker
+
+    if exact:
+        from imagineer.service.batching import batch_invariant_numerics
+
+        batch_invariant_numerics()
+    state: _State = ctx.obj
+    if device is not None:
+        ctx.obj = _State(replace(state.settings, device=device), state.hooks)
+    options = WorkerOptions(
+        worker_id=worker_id,
+        batch_jobs=batch,
+        batch_window_s=batch_window_ms / 1000,
+        grace_s=grace,
+        webhooks=webhooks,
+    )
     with _service(ctx) as service:
-        worker = service.worker(name)
         if until_empty:
-            while (job := worker.run_once()) is not None:
-                _print_job(job, as_json=False)
+            worker = service.worker(options.name(), max_batch=batch, batch_window_s=0)
+            while ended := worker.run_batch_once():
+                for job in ended:
+                    _print_job(job, as_json=False)
             return
-        stop = threading.Event()
-        thread = threading.Thread(target=worker.run, args=(stop,), name="worker")
-        thread.start()
-        typer.echo(f"worker {name} is running; Ctrl-C stops it after the current job")
-        try:
-            while thread.is_alive():
-                thread.join(0.5)
-        except KeyboardInterrupt:
-            stop.set()
-            thread.join()
+
+        def started(name: str) -> None:
+            typer.echo(f"worker {name} is running; Ctrl-C or SIGTERM stops it (grace {grace:g} s)")
+
+        requeued = serve_worker(service, options, on_start=started)
+        for job_id in requeued:
+            typer.echo(f"requeued {job_id}: it was still running at the end of the grace period")
 
 
 # --- models ---------------------------------------------------------------------------------

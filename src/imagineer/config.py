@@ -31,6 +31,9 @@ class Settings:
     signing_key: Path | None = None  # operator's PEM private key for signing_cert
     policy_file: Path | None = None  # safety policy TOML; None: the safe default shipped
     output_check: bool = False  # run the optional NSFW check on generated images
+    # Master secret of webhook signatures (each user's secret derives from it); None: a random
+    # one kept in data_dir. Worker processes on other machines need the same value.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def jobs_url(self) -> str:
@@ -68,6 +71,7 @@ _FIELDS: dict[str, type] = {
     "signing_key": Path,
     "policy_file": Path,
     "output_check": bool,
+    "webhook_secret": str,
 }
 
 

@@ -17,7 +17,9 @@ from imagineer.server.keys import KeyStore
 from imagineer.server.limits import RateLimiter
 from imagineer.server.media import UrlSigner
 from imagineer.server.options import ServerOptions
-from imagineer.server.routes import events, health, images, jobs, media, prompts, verify
+from imagineer.server.routes import events, health, images, jobs, media, prompts, verify, webhooks
+from imagineer.server.routes.webhooks import Webhooks
+from imagineer.server.webhooks import DispatcherThread, WebhookDispatcher, master_secret
 from imagineer.server.worker import InProcessWorker
 from imagineer.service import Service
 from imagineer.web import mount_studio
@@ -45,8 +47,13 @@ def create_app(
     worker = None
     if options.worker:
         worker = InProcessWorker(
-            service, poll_interval_s=options.poll_interval_s, heartbeat_s=options.heartbeat_s
+            service,
+            poll_interval_s=options.poll_interval_s,
+            heartbeat_s=options.heartbeat_s,
+            max_batch=options.batch_jobs,
+            batch_window_s=options.batch_window_s,
         )
+    hooks = _webhooks(settings, runtime, options)
     state = ServerState(
         settings=settings,
         options=options,
@@ -63,9 +70,13 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if state.worker is not None:
             state.worker.start()
+        if hooks.dispatcher is not None:
+            hooks.dispatcher.start()
         try:
             yield
         finally:
+            if hooks.dispatcher is not None:
+                await run_in_threadpool(hooks.dispatcher.stop)
             await run_in_threadpool(_shut_down, state, own_runtime)
 
     app = FastAPI(
@@ -75,11 +86,20 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = state
+    app.state.webhooks = hooks
     install_handlers(app)
-    for module in (health, jobs, events, media, verify, images, prompts):
+    for module in (health, jobs, events, media, verify, images, prompts, webhooks):
         app.include_router(module.router)
     mount_studio(app)  # the web studio at /, its files under /static/
     return app
+
+
+def _webhooks(settings: Settings, runtime: Runtime, options: ServerOptions) -> Webhooks:
+    """The master secret, and a dispatcher thread when this process delivers events."""
+    master = master_secret(settings)
+    if not options.webhooks:
+        return Webhooks(master, None)
+    return Webhooks(master, DispatcherThread(WebhookDispatcher(runtime.store, master)))
 
 
 def _shut_down(state: ServerState, own_runtime: bool) -> None:

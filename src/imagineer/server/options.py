@@ -18,6 +18,9 @@ class ServerOptions:
     port: int = 8000
     worker: bool = True  # run queued jobs in a server thread; False: `imagineer jobs work` does
     poll_interval_s: float = 0.2  # how often the in-process worker looks for queued jobs
+    batch_jobs: int = 4  # compatible imagine jobs the in-process worker runs in one engine batch
+    batch_window_s: float = 0.05  # how long a batch that is not full waits for more jobs
+    webhooks: bool = True  # deliver webhook events from this process (as workers also do)
     heartbeat_s: float = 0.5  # how often a running job's progress reaches the store (and SSE)
     shutdown_grace_s: float = 30.0  # wait this long for a running job at shutdown, then requeue
     rate_per_s: float = 10.0  # requests per second each key may make, on average
@@ -42,7 +45,7 @@ class ServerOptions:
                 not isinstance(value, int | float) or not math.isfinite(value) or value <= 0
             ):
                 raise ValueError(f"{f.name}={value!r}: use a number of seconds > 0")
-        for name in ("rate_burst", "max_steps", "max_upload_bytes", "url_ttl_s"):
+        for name in ("rate_burst", "max_steps", "max_upload_bytes", "url_ttl_s", "batch_jobs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}: use a whole number >= 1")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from imagineer.jobs import Job
 from imagineer.prompts.params import MAX_SEED
 from imagineer.server.media import media_path, result_of
+from imagineer.server.webhooks import MAX_URL_LEN, check_url
 from imagineer.service import GenerationResult, ModelSummary, from_payload
 
 MAX_PROMPT_CHARS = 4000
@@ -19,10 +20,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")  # unknown fields are errors, never ignored
 
 
+class _Notified(_Strict):
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=MAX_URL_LEN,
+        description="POST a signed event here when the job is done, failed or cancelled",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_url(url)
+
+
 # --- jobs -------------------------------------------------------------------------------------
 
 
-class JobCreate(_Strict):
+class JobCreate(_Notified):
     """POST /v1/jobs as JSON; a text/plain body is the prompt alone."""
 
     kind: Literal["imagine"] = "imagine"
@@ -30,7 +44,7 @@ class JobCreate(_Strict):
     steps: int | None = Field(default=None, ge=1, description="overrides --q and --draft")
 
 
-class _FromImage(_Strict):
+class _FromImage(_Notified):
     image: int = Field(default=0, ge=0, description="which image of the job's result")
 
 
@@ -126,6 +140,7 @@ class JobPublic(BaseModel):
     attempts: int
     error: str | None
     result: ResultPublic | None
+    webhook_url: str | None = None
 
     @classmethod
     def from_job(cls, job: Job) -> JobPublic:
@@ -150,6 +165,7 @@ class JobPublic(BaseModel):
             attempts=job.attempts,
             error=job.error,
             result=None if result is None else ResultPublic.from_result(job.id, result),
+            webhook_url=job.webhook_url,
         )
 
 

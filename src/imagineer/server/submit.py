@@ -26,8 +26,11 @@ def submit_jobs(
     requests: Sequence[JobRequest],
     *,
     idempotency_key: str | None = None,
+    webhook_url: str | None = None,
 ) -> list[Job]:
-    """Queue the requests as the caller's jobs; 429 over the daily quota, 422 over max steps."""
+    """Queue the requests as the caller's jobs; 429 over the daily quota, 422 over max steps.
+
+    webhook_url (each job's end is posted there, signed) is checked by the request schema."""
     limit = state.options.max_steps
     for request in requests:
         steps = None if isinstance(request, UpscaleJob) else request.steps
@@ -48,6 +51,8 @@ def submit_jobs(
         )
     key = idempotency_key if len(requests) == 1 else None
     return [
-        state.service.submit(request, user=principal.user_id, idempotency_key=key)
+        state.service.submit(
+            request, user=principal.user_id, idempotency_key=key, webhook_url=webhook_url
+        )
         for request in requests
     ]

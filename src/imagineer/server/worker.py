@@ -1,10 +1,14 @@
-"""The server's in-process worker thread, with a graceful stop: finish the job, or requeue it."""
+"""The server's worker thread and worker processes apart from it, both stopping gracefully."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from imagineer.jobs.worker import WorkerThread
 from imagineer.service import Service
@@ -53,3 +57,80 @@ class InProcessWorker:
     def join(self, timeout_s: float) -> bool:
         """Wait for the thread to end; True when it has."""
         return self._thread.join(timeout_s)
+
+
+WORKER_SHUTDOWN_REASON = "its worker process was stopped; it was put back in the queue"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker process (`imagineer jobs work`) runs."""
+
+    worker_id: str | None = None  # None: host name, process id and a random suffix
+    poll_interval_s: float = 0.2  # how often an idle worker looks for queued jobs
+    heartbeat_s: float = 1.0  # how often running jobs' progress reaches the store
+    stale_after_s: float | None = None  # None: the larger of 30 s and ten heartbeats
+    batch_jobs: int = 4  # compatible imagine jobs run in one engine batch
+    batch_window_s: float = 0.05  # how long a batch that is not full waits for more jobs
+    grace_s: float = 30.0  # on SIGTERM/Ctrl-C: wait this long for running jobs, then requeue
+    webhooks: bool = True  # also deliver webhook events
+
+    def name(self) -> str:
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def serve_worker(
+    service: Service,
+    options: WorkerOptions,
+    *,
+    stop: threading.Event | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Run a worker process until SIGTERM, SIGINT or `stop`: then finish the jobs under way
+    within options.grace_s, or put them back in the queue. Returns the ids requeued."""
+    from imagineer.server.webhooks import DispatcherThread, WebhookDispatcher, master_secret
+
+    name = options.name()
+    worker = service.worker(
+        name,
+        poll_interval=options.poll_interval_s,
+        heartbeat_interval=options.heartbeat_s,
+        stale_after_s=options.stale_after_s,
+        max_batch=options.batch_jobs,
+        batch_window_s=options.batch_window_s,
+    )
+    thread = WorkerThread(worker)
+    dispatcher = None
+    if options.webhooks:
+        master = master_secret(service.runtime.settings)
+        dispatcher = DispatcherThread(WebhookDispatcher(service.runtime.store, master))
+    stop = stop or threading.Event()
+    previous = _on_signals(stop)
+    try:
+        thread.start()
+        if dispatcher is not None:
+            dispatcher.start()
+        if on_start is not None:
+            on_start(name)
+        while not stop.is_set() and thread.alive:
+            stop.wait(0.5)
+        return thread.stop(options.grace_s, WORKER_SHUTDOWN_REASON)
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
+        _restore_signals(previous)
+
+
+def _on_signals(stop: threading.Event) -> dict[int, object]:
+    """SIGTERM and SIGINT set `stop` (only the main thread may install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda _signum, _frame: stop.set())
+    return previous
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -57,7 +57,9 @@ async def create_job(
     """Queue a prompt: a text/plain body, or JSON {"prompt": …, "steps": …}."""
     body = await _job_create(request)
     job_request = ImagineJob(body.prompt, out_dir=out_dir(state, principal), steps=body.steps)
-    return await run_in_threadpool(_submit, state, principal, job_request, idempotency_key)
+    return await run_in_threadpool(
+        _submit, state, principal, job_request, idempotency_key, body.webhook_url
+    )
 
 
 @router.get("")
@@ -160,7 +162,7 @@ def vary_job(
         out_dir=out_dir(state, principal),
         steps=body.steps,
     )
-    return _submit(state, principal, request, idempotency_key)
+    return _submit(state, principal, request, idempotency_key, body.webhook_url)
 
 
 @router.post("/{job_id}/upscale", status_code=202)
@@ -174,7 +176,7 @@ def upscale_job(
     """A new job: one image of a finished job at 2x or 4x."""
     source = _source_image(state, principal, job_id, body.image)
     request = UpscaleJob(str(source), factor=body.factor, out_dir=out_dir(state, principal))
-    return _submit(state, principal, request, idempotency_key)
+    return _submit(state, principal, request, idempotency_key, body.webhook_url)
 
 
 @router.post("/{job_id}/remix", status_code=202)
@@ -190,13 +192,19 @@ def remix_job(
     request = RemixJob(
         str(source), prompt=body.prompt, out_dir=out_dir(state, principal), steps=body.steps
     )
-    return _submit(state, principal, request, idempotency_key)
+    return _submit(state, principal, request, idempotency_key, body.webhook_url)
 
 
 def _submit(
-    state: ServerState, principal: Principal, request: JobRequest, idempotency_key: str | None
+    state: ServerState,
+    principal: Principal,
+    request: JobRequest,
+    idempotency_key: str | None,
+    webhook_url: str | None = None,
 ) -> JobPublic:
-    (job,) = submit_jobs(state, principal, [request], idempotency_key=idempotency_key)
+    (job,) = submit_jobs(
+        state, principal, [request], idempotency_key=idempotency_key, webhook_url=webhook_url
+    )
     return JobPublic.from_job(job)
 
 
