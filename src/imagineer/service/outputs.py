@@ -23,7 +23,7 @@ from imagineer.provenance.keys import SigningIdentity
 from imagineer.provenance.label import WATERMARK_OFF, write_labelled_video
 from imagineer.provenance.recipe import Recipe
 
-WATERMARK_MIN_SIDE: Final = 256  # smaller outputs are drafts or base images: never marked
+WATERMARK_MIN_SIDE: Final = wm.MIN_EMBED_SIDE  # 128: smaller outputs (base images) go unmarked
 _SLUG_CHARS: Final = 40
 
 

@@ -13,11 +13,14 @@ from typing import Any, Final
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from imagineer.provenance.iptc import CREDIT_LINE, IptcTags, build_xmp
+
 PreviewFn = Callable[[int, int, np.ndarray], None]  # (steps done, steps in all, (H, W, 3) uint8)
 
 PREVIEW_SIDE: Final = 256  # previews larger than this are shrunk: they travel inside events
 PREVIEWS_PER_CALL: Final = 4  # about this many previews per engine call, however many steps
 FOLDER: Final = ".previews"
+_PREVIEW_XMP: Final = build_xmp(IptcTags(credit=CREDIT_LINE)).decode("utf-8")
 
 
 def preview_every(steps: int) -> int:
@@ -55,6 +58,8 @@ class PreviewWriter:
         info = PngImagePlugin.PngInfo()
         info.add_text("step", str(step))
         info.add_text("total", str(total))
+        # A preview is transient and never signed, but it is labelled AI-made like any output.
+        info.add_itxt("XML:com.adobe.xmp", _PREVIEW_XMP)
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", pnginfo=info)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,13 +30,11 @@ from imagineer.engines.base import (
 from imagineer.media.images import array_to_image, image_to_array, read_recipe
 from imagineer.media.video import SUPPORTED_VIDEO_FORMATS, read_video, write_video
 from imagineer.prompts import Request, format_request, parse_all
-from imagineer.provenance import c2pa
-from imagineer.provenance import watermark as wm
+from imagineer.provenance.label import MarkedClip, mark_clip, seal_video
 from imagineer.provenance.recipe import Kind, Recipe, content_hash
 from imagineer.router import Route
 from imagineer.safety import Decision
 from imagineer.service.outputs import (
-    WATERMARK_MIN_SIDE,
     Marking,
     output_stem,
     unique_path,
@@ -409,12 +407,13 @@ class VideoMaker:
         )
         folder.mkdir(parents=True, exist_ok=True)
         stem = output_stem(kind, made.item.prompt, made.item.seed)
-        marked = marking.watermark and min(frames[0].shape[:2]) >= WATERMARK_MIN_SIDE
-        if marked:
-            frames = mark_frames(frames, wm.payload_for_recipe(recipe.to_json()), marking)
+        clip = mark_clip(
+            frames, recipe.to_json(), watermark=marking.watermark, marker=marking.marker
+        )
+        frames = clip.frames
         videos, warnings = [], []
         for name in dict.fromkeys(options.formats):
-            video = _write_video(frames, folder, stem, name, recipe, marking, made.source, marked)
+            video = _write_video(frames, folder, stem, name, recipe, marking, made.source, clip)
             videos.append(video)
             if name == "webm" and marking.identity is not None:
                 warnings.append("WebM cannot hold a C2PA manifest: the .webm is watermarked only")
@@ -508,16 +507,6 @@ def retime(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
     return out
 
 
-def mark_frames(frames: Sequence[np.ndarray], payload: int, marking: Marking) -> list[np.ndarray]:
-    """Every frame carries the watermark (one informed round each: the reader votes over
-    frames, so each needs less strength than a still)."""
-    marker = marking.marker or wm.Watermarker.create()
-    return [
-        np.asarray(wm.embed(array_to_image(f), payload, iterations=1, marker=marker))
-        for f in frames
-    ]
-
-
 def clip_sheet(frames: Sequence[np.ndarray], *, every: int, cols: int = 5) -> Image.Image:
     """A clip's contact sheet: every `every`-th frame, and always the last."""
     from imagineer.media.images import make_grid
@@ -536,25 +525,22 @@ def _write_video(
     recipe: Recipe,
     marking: Marking,
     source: Source | None,
-    marked: bool,
+    clip: MarkedClip,
 ) -> OutputVideo:
-    """One format of the clip: encoded with the recipe, then signed where the format can be."""
+    """One format of the clip: encoded with the recipe, then XMP and a signature where the
+    format has room for them (provenance.label)."""
     path = write_video(frames, unique_path(folder, stem, f".{fmt}"), fps=FPS, recipe=recipe)
-    signed = marking.identity is not None and fmt != "webm"
-    if signed and marking.identity is not None:
-        c2pa.sign_file(
-            path,
-            path,
-            identity=marking.identity,
-            action="created" if source is None else "edited",
-            recipe_json=recipe.to_json(),
-            model=recipe.model,
-            model_hash=recipe.model_hash,
-            parents=[] if source is None else [source.path],
-            mixes_user_media=source is not None and source.user_media,
-            watermarked=marked,
-        )
-    return OutputVideo(path, recipe, fmt, len(frames), FPS, marked, signed)
+    sealed = seal_video(
+        path,
+        recipe,
+        identity=marking.identity,
+        watermarked=clip.watermarked,
+        watermark_note=clip.reason,
+        action="created" if source is None else "edited",
+        parents=[] if source is None else [source.path],
+        mixes_user_media=source is not None and source.user_media,
+    )
+    return OutputVideo(path, recipe, fmt, len(frames), FPS, clip.watermarked, sealed.signed)
 
 
 def _recipe(kind: Kind, made: _Made, frame_count: int) -> Recipe:
