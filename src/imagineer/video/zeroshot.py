@@ -47,6 +47,7 @@ CANVAS: Final = 3  # the canvas spans 3x the picture each way: room for pans and
 DETAIL_MODES: Final = ("residual", "per_frame")
 TEMPORAL_MODES: Final = ("flow", "blend")
 _NOISE_SALT: Final = 0x51DE5
+PREFILL_AT: Final = (1.0, 0.5, 0.25, 0.75)  # clip fractions whose uncovered parts come first
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class _Clip:
     strengths: np.ndarray  # (base,) re-denoise strength of each base frame
     blend: np.ndarray  # (base,) weight of the end frame (0 without --end)
     out_blend: np.ndarray  # (num_frames,)
+    prefill_mats: np.ndarray  # (k, 2, 3) poses whose uncovered parts are invented up front
 
 
 class ZeroShotVideoEngine:
@@ -271,6 +273,7 @@ class ZeroShotVideoEngine:
             strengths=strength * envelope,
             blend=np.array([smoothstep(float(t)) if has_end else 0.0 for t in ts]),
             out_blend=np.array([smoothstep(float(t)) if has_end else 0.0 for t in out_ts]),
+            prefill_mats=np.stack([camera.pose(t, seconds).matrix(aspect) for t in PREFILL_AT]),
         )
 
     def _keyframe(self, clip: _Clip, progress: _Progress) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,10 +297,18 @@ class ZeroShotVideoEngine:
         progress: _Progress,
     ) -> torch.Tensor:
         """(base, 3, h, w): each base frame redrawn by the image model, in order."""
-        item, cfg = clip.item, self.config
+        item = clip.item
         cond = self.image.text.encode([item.prompt])
         uncond = self.image.text.encode([item.negative_prompt])
         noise_canvas = _noise_canvas(item.seed, clip.base_size)
+        # invent what the camera will uncover in a few large pieces first: filled frame by
+        # frame, each new sliver would be invented on its own and the seams would show
+        for mat in clip.prefill_mats:
+            seen, known = canvas.view(mat[None], clip.base_size)
+            if not bool(known.all()):
+                noise = noise_canvas.view_nearest(mat[None], clip.base_size)
+                fill = self._redenoise(seen, known, noise, 0.0, cond, uncond, item.guidance)
+                self._paint(fill, mat, canvas, canvas_full)
         frames = []
         for j in range(clip.base):
             mat = clip.mats[j : j + 1]
@@ -311,12 +322,18 @@ class ZeroShotVideoEngine:
                 seen, known, noise, float(clip.strengths[j]), cond, uncond, item.guidance
             )
             if not bool(known.all()):
-                canvas.paint(frame, mat[0])
-                if cfg.detail == "residual":  # the full-size canvas learns the new part too
-                    canvas_full.paint(self.image.upscaler.upscale(frame, FACTOR), mat[0])
+                self._paint(frame, mat[0], canvas, canvas_full)
             frames.append(frame)
             progress.step(item.steps + j + 1)
         return torch.cat(frames)
+
+    def _paint(
+        self, frame: torch.Tensor, mat: np.ndarray, canvas: _Canvas, canvas_full: _Canvas
+    ) -> None:
+        """Keep what `frame` (seen at pose `mat`) invented, at base size and upscaled."""
+        canvas.paint(frame, mat)
+        if self.config.detail == "residual":  # the full-size canvas learns the new part too
+            canvas_full.paint(self.image.upscaler.upscale(frame, FACTOR), mat)
 
     def _redenoise(
         self,
