@@ -411,7 +411,16 @@ def test_studio_remixes_varies_and_searches_the_gallery(
     search.fill("whale")
     expect(cards).to_have_count(3)
     cards.first.click()
-    expect(page.get_by_label("Image details").locator(".verdict")).to_contain_text("AI-generated")
+    panel = page.get_by_label("Image details")
+    expect(panel.locator(".verdict")).to_contain_text("AI-generated")
+    panel.get_by_role("button", name="Close details").click()
+
+    # on a phone-sized screen a click on a small tile opens its details, never a hidden action
+    page.set_viewport_size({"width": 420, "height": 860})
+    page.get_by_role("button", name="Create", exact=True).click()
+    page.get_by_role("button", name="Details of Image 3").first.click()
+    expect(panel.locator("#panel-title")).to_have_text("Image 3 of 4")
+    expect(page.locator("article.job")).to_have_count(4)  # no job was started by the click
 
 
 def test_studio_asks_for_a_key_and_sends_it(browser: Any, tmp_path: Path) -> None:
