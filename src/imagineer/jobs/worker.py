@@ -112,7 +112,8 @@ class Worker:
     The handler gets the Job and a JobContext and returns the result as a dict of JSON
     values; an exception fails the attempt with its message. A heartbeat thread keeps the
     job alive meanwhile. Jobs whose worker went silent for stale_after_s (default: the
-    larger of 30 s and ten heartbeats) are requeued when the worker starts and when idle.
+    larger of 30 s and ten heartbeats) are requeued when the worker starts and every
+    stale_after_s / 2 after.
 
     With a batch_handler and max_batch > 1, the worker takes the next job and up to
     max_batch - 1 queued jobs with the same batch key, waiting up to batch_window_s for
@@ -189,12 +190,13 @@ class Worker:
                 jobs = []
             if jobs:
                 self._process(jobs)
-                continue
-            # Idle: also rescue jobs of workers that died after this one started.
+            # Rescue jobs of workers that died after this one started (busy or not: a
+            # long queue must not hide a dead worker's jobs until it drains).
             if time.monotonic() - last_sweep >= self._stale_after_s / 2:
                 self._recover()
                 last_sweep = time.monotonic()
-            stop_event.wait(self._poll_interval)
+            if not jobs:
+                stop_event.wait(self._poll_interval)
 
     def run_once(self) -> Job | None:
         """Claim and run one job (or batch); the first job as it ended, or None when idle."""
