@@ -71,9 +71,7 @@ def test_list_show_remove_and_errors(
     assert code == 1 and "already registered" in err and "--replace" in err
     lora = tiny_lora_file(tmp_path_factory)
     assert cli("models", "add", str(lora), "--name", "grain")[2] == 0
-    _, err, code = cli(
-        "models", "add", str(folder), "--name", "tiny-grain", "--lora", "grain:0.5"
-    )
+    _, err, code = cli("models", "add", str(folder), "--name", "tiny-grain", "--lora", "grain:0.5")
     assert code == 0, err
     listing = json.loads(cli("models", "list", "--json")[0])
     names = {m["name"]: m["family"] for m in listing}
