@@ -452,6 +452,11 @@ def test_studio_asks_for_a_key_and_sends_it(browser: Any, tmp_path: Path) -> Non
         expect(page.locator("#prompt-status")).to_contain_text("4 images")  # checked with the key
         prompt.press("Enter")
         expect(page.locator("article.job[data-state='queued']")).to_have_count(1)
+        prompt.fill("a zorblax over the sea")  # parses, but the policy refuses it when queued
+        expect(page.locator("#generate")).to_be_enabled()
+        prompt.press("Enter")
+        expect(page.locator("#prompt-error")).to_contain_text("refused")
+        expect(page.locator("#generate")).to_be_disabled()
         (job,) = runtime.store.list(user_id="alice")
         assert job.payload["prompt"] == "a purple balloon over the sea"
 

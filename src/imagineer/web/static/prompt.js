@@ -17,6 +17,7 @@ export class Composer {
     this.banner = document.getElementById("remix-banner");
     this.remix = null; // {job, output, original} while remixing
     this.check = null; // the last answer of /v1/prompts/parse, for the text it checked
+    this.refused = null; // {text, error}: the server refused to queue exactly this text
     this.asked = 0; // answers to older questions are dropped
     this.busy = false;
 
@@ -71,8 +72,10 @@ export class Composer {
     this.render();
   }
 
-  /** The error that applies to the current text, if the last check was of this text. */
+  /** The error that applies to the current text: a refusal of this very text, or the last
+   * check's error if it was of this text. */
   currentError() {
+    if (this.refused && this.refused.text === this.text) return this.refused.error;
     return this.check && this.check.text === this.text && !this.check.valid
       ? this.check.error
       : null;
@@ -129,11 +132,12 @@ export class Composer {
   }
 
   showSubmitError(error, text) {
-    if (error instanceof ApiError && error.code === "prompt_error") {
-      const { span, token, suggestion } = error.error;
+    const inline = ["prompt_error", "content_policy_violation", "unsupported_request"];
+    if (error instanceof ApiError && inline.includes(error.code)) {
+      // Shown under the prompt until it is edited: the same text would be refused again.
+      const { span = null, token = null, suggestion = null } = error.error;
       const message = error.error.message.split("\n").pop();
-      this.check = { text: this.text, valid: false, requests: [],
-        error: { code: "prompt_error", message, span, token, suggestion } };
+      this.refused = { text: this.text, error: { code: error.code, message, span, token, suggestion } };
       return;
     }
     if (error instanceof ApiError && error.status === 401) this.studio.needKey(error.message);
