@@ -259,3 +259,35 @@ def test_cli_reel_animate_extend_and_imagine_video(cli, tmp_path: Path) -> None:
         "animate", str(picture(tmp_path)), "--prompt", "x", "--camera", "zoom", "--out", out
     )
     assert code == 1 and "use one of static" in err
+
+
+class FixedClips:
+    """A stand-in for a trained video model: 8 frames of its own, whatever length is asked."""
+
+    def __init__(self) -> None:
+        self._info = dataclasses.replace(
+            SmallVideo().info, name="fixed", family="fixed", model_id="fixed-1"
+        )
+        self.asked: list[GenerationInput] = []
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def generate(
+        self, batch: Sequence[GenerationInput], control: RunControl
+    ) -> list[GenerationOutput]:
+        self.asked += batch
+        frames = tuple(np.full((SIDE, SIDE, 3), 30 * k, np.uint8) for k in range(8))
+        return [GenerationOutput(frames, item.seed, item.steps, item.guidance) for item in batch]
+
+
+def test_another_video_engine_drops_in_and_is_retimed(service: Service, tmp_path: Path) -> None:
+    engine = FixedClips()
+    service.runtime.add_engine(engine, name="fixed")
+    result = service.video.reel(
+        "rolling hills at noon --model fixed", seconds=2, options=options(tmp_path)
+    )
+    assert result.engine == "fixed" and read_video(result.path).frame_count == 48
+    assert [item.num_frames for item in engine.asked] == [s.frames for s in result.storyboard.shots]
+    assert all(item.camera is not None for item in engine.asked)  # the storyboard's cameras
