@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from imagineer.video.zeroshot import ZeroShotConfig, ZeroShotVideoEngine
 from test_service import DENY_POLICY, quiet_settings, tiny_embedded
 
 SIDE = 128
+Run = Callable[..., tuple[str, str, int]]  # (args...) -> (stdout, stderr, exit code)
 
 
 class SmallVideo:
@@ -201,7 +202,7 @@ def test_retime_fills_the_frames_asked_for() -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     for name in ("DATABASE_URL", "DEVICE", "OUTPUT_DIR", "DEFAULT_MODEL", "POLICY_FILE"):
         monkeypatch.delenv(f"IMAGINEER_{name}", raising=False)
 
@@ -220,7 +221,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
     return run
 
 
-def test_cli_reel_animate_extend_and_imagine_video(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_reel_animate_extend_and_imagine_video(cli: Run, tmp_path: Path) -> None:
     out = str(tmp_path / "o")
     text, _, code = cli(
         "reel",
@@ -289,5 +290,6 @@ def test_another_video_engine_drops_in_and_is_retimed(service: Service, tmp_path
         "rolling hills at noon --model fixed", seconds=2, options=options(tmp_path)
     )
     assert result.engine == "fixed" and read_video(result.path).frame_count == 48
+    assert result.storyboard is not None
     assert [item.num_frames for item in engine.asked] == [s.frames for s in result.storyboard.shots]
     assert all(item.camera is not None for item in engine.asked)  # the storyboard's cameras
