@@ -100,6 +100,7 @@ def test_default_frames_come_from_the_registry(video: DiffusersVideoEngine) -> N
         ({"loop": True}, "last frame"),
         ({"end_image": np.zeros((32, 32, 3), dtype=np.uint8)}, "last frame"),
         ({"tile": True}, "--tile is for images"),
+        ({"num_frames": 40}, "at most 32 frames a clip"),
     ],
 )
 def test_refuses_what_the_family_would_ignore(

@@ -4,7 +4,9 @@ imagineer.media.video writes them as MP4, WebM or GIF."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,7 @@ from imagineer.models.catalog import ModelEntry
 from imagineer.models.families import Family, family
 from imagineer.models.loading import ModelManager
 
+ANIMATEDIFF_FRAMES = 32  # motion_max_seq_length of the published AnimateDiff adapters
 # Stable Video Diffusion's motion bucket for --motion low / high (127 is its default).
 MOTION_BUCKETS = {"low": 127, "high": 200}
 
@@ -45,6 +48,7 @@ class DiffusersVideoEngine:
         self.manager = manager
         self.family: Family = family(self.entry.family)
         self.prompts = PromptMapper(self.entry)
+        self.max_frames = max_frames(self.entry)
         self._info = info_for(self.entry)
 
     @property
@@ -77,6 +81,12 @@ class DiffusersVideoEngine:
             raise EngineError(
                 f"item {i}: {frames} frames: {name} ({fam}) needs {step}k+{offset} frames, "
                 f"e.g. {near}"
+            )
+        if self.max_frames is not None and frames > self.max_frames:
+            raise EngineError(
+                f"item {i}: {frames} frames: {name} ({fam}) renders at most {self.max_frames} "
+                f"frames a clip ({self.max_frames / item.fps:.1f} s at {item.fps} fps): "
+                "ask for a shorter clip"
             )
         if item.end_image is not None or item.loop:
             raise EngineError(
@@ -153,6 +163,20 @@ class DiffusersVideoEngine:
         if clips.ndim != 5:
             raise EngineError(f"{type(pipe).__name__} returned frames of shape {clips.shape}")
         return list(clips)
+
+
+def max_frames(entry: ModelEntry) -> int | None:
+    """Most frames one call can render: AnimateDiff's motion modules have a fixed number of
+    positions (motion_max_seq_length, 32 for the published adapters); None: no fixed limit."""
+    if entry.family != "animatediff":
+        return None
+    for part in ("unet", "motion_adapter"):
+        config = Path(entry.path) / part / "config.json"
+        if config.is_file():
+            limit = json.loads(config.read_text()).get("motion_max_seq_length")
+            if isinstance(limit, int):
+                return limit
+    return ANIMATEDIFF_FRAMES
 
 
 def _picture(item: GenerationInput) -> Image.Image:
