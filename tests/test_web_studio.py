@@ -284,6 +284,7 @@ def studio(tmp_path: Path) -> Iterator[tuple[LiveServer, PausingEngine]]:
     app, runtime, _ = build_app(tmp_path, engine, worker=True, watermark=True, sign=True)
     with runtime, LiveServer(app) as live:
         yield live, engine
+        engine.release.set()  # a failed test must not leave the worker paused at shutdown
 
 
 def shot(page: Any, name: str) -> None:
