@@ -184,9 +184,9 @@ class VideoMaker:
         )  # fmt: skip
         end = _load_end(request.params.end)
         item = _video_input(item, seconds, request.params.motion, request.params.loop, end)
-        frames = self._run([(route, item)], options, started)[0]
-        made = _Made(frames, route, item, request, format_request(request), {})
-        return self._write("imagine", made, options, started)
+        clips, began = self._run([(route, item)], options)
+        made = _Made(clips[0], route, item, request, format_request(request), {})
+        return self._write("imagine", made, options, (started, began))
 
     def animate(
         self,
@@ -219,10 +219,11 @@ class VideoMaker:
         item = dataclasses.replace(item, width=width, height=height, init_image=image)
         end_image = _load_rgb(Path(end)) if end is not None else None
         item = _video_input(item, seconds, motion, loop, end_image, _camera(camera, motion, loop))
-        frames = self._run([(route, item)], options, started)[0]
+        clips, began = self._run([(route, item)], options)
+        frames = clips[0]
         text = format_request(request)
         made = _Made(frames, route, item, request, text, {}, source)
-        return self._write("animate", made, options, started)
+        return self._write("animate", made, options, (started, began))
 
     def extend(
         self,
@@ -259,13 +260,14 @@ class VideoMaker:
         item = dataclasses.replace(item, width=last.shape[1], height=last.shape[0], init_image=last)
         # one frame more than asked: the new clip's first frame is the old clip's last
         item = _video_input(item, seconds + 1 / FPS, motion, False, None, camera)
-        new = self._run([(route, item)], options, started)[0]
+        clips, began = self._run([(route, item)], options)
+        new = clips[0]
         frames = [*clip.frames, *new[1:]]
         made = _Made(
             frames, route, item, request, format_request(request),
             {"extends": source.digest, "extended_s": seconds}, source,
         )  # fmt: skip
-        return self._write("animate", made, options, started)
+        return self._write("animate", made, options, (started, began))
 
     def reel(
         self, prompt_text: str, *, seconds: float = 10.0, options: VideoOptions
@@ -303,14 +305,14 @@ class VideoMaker:
             items.append(
                 (route, _video_input(item, shot.frames / FPS, p.motion, camera=shot.camera))
             )
-        clips = self._run(items, options, started)
+        clips, began = self._run(items, options)
         frames = stitch(clips, board)
         extras: dict[str, str | int | float | bool] = {
             "storyboard": board.to_json(),
             "shots": len(board.shots),
         }
         made = _Made(frames, route, items[0][1], request, format_request(request), extras)
-        return self._write("reel", made, options, started, board=board)
+        return self._write("reel", made, options, (started, began), board=board)
 
     def source_image(self, ref: str | Path, *, index: int = 0, user: str | None = None) -> Path:
         """The image to animate: a file, or image `index` of a finished job's result."""
@@ -368,9 +370,10 @@ class VideoMaker:
         self,
         items: Sequence[tuple[Route, GenerationInput]],
         options: VideoOptions,
-        started: float,
-    ) -> list[list[np.ndarray]]:
-        """Each item's frames, in order, retimed to the frame count asked for."""
+    ) -> tuple[list[list[np.ndarray]], float]:
+        """Each item's frames, in order, retimed to the frame count asked for; and when the
+        generating began (after checks, routing and loading)."""
+        began = time.perf_counter()
         clips = []
         for k, (route, item) in enumerate(items):
             if options.should_cancel is not None and options.should_cancel():
@@ -381,18 +384,21 @@ class VideoMaker:
             )
             out: GenerationOutput = route.engine.generate([item], control)[0]
             clips.append(retime(list(out.frames), item.num_frames))
-        return clips
+        return clips, began
 
     def _write(
         self,
         kind: Kind,
         made: _Made,
         options: VideoOptions,
-        started: float,
+        clock: tuple[float, float],
         *,
         board: Storyboard | None = None,
     ) -> VideoResult:
-        """Check, mark and write the clip in every format, then its poster and contact sheet."""
+        """Check, mark and write the clip in every format, then its poster and contact sheet.
+
+        `clock`: when the call started and when generating began (the rest was checks,
+        routing and loading the engine)."""
         generated = time.perf_counter()
         if options.on_progress is not None:
             options.on_progress(_PROGRESS_SCALE, _PROGRESS_SCALE)
@@ -437,7 +443,9 @@ class VideoMaker:
             engine=made.route.name,
             model_id=info.model_id,
             route_reason=made.route.reason,
-            timings=Timings(0.0, generated - started, time.perf_counter() - generated),
+            timings=Timings(
+                clock[1] - clock[0], generated - clock[1], time.perf_counter() - generated
+            ),
             storyboard=board,
             warnings=tuple(warnings),
             frames=tuple(frames),
