@@ -319,9 +319,13 @@ class WorkerThread:
     def __init__(self, worker: Worker, *, name: str | None = None) -> None:
         self.worker = worker
         self._store = worker._store
+        self._name = name or worker.worker_id
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=worker.run, args=(self._stop,), name=name or worker.worker_id, daemon=True
+        self._thread = self._new_thread()
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(
+            target=self.worker.run, args=(self._stop,), name=self._name, daemon=True
         )
 
     @property
@@ -329,6 +333,12 @@ class WorkerThread:
         return self._thread.is_alive()
 
     def start(self) -> None:
+        """Start working (again, after a stop: an app's lifespan may run more than once)."""
+        if self._thread.is_alive():
+            raise RuntimeError(f"worker {self.worker.worker_id!r} is already running")
+        if self._thread.ident is not None:  # ran before: a thread starts only once
+            self._stop = threading.Event()
+            self._thread = self._new_thread()
         self._thread.start()
 
     def stop(self, grace_s: float, reason: str = SHUTDOWN_REASON) -> list[str]:
