@@ -1,6 +1,6 @@
 """Benchmark prompt adherence: the embedded model on held-out prompts, judged by the evaluator.
 
-Run: python bench/bench_adherence.py [--steps 12] [--guidance 5] [--n 200] [--device cpu]
+Run: python bench/bench_adherence.py [--steps 8] [--guidance 5] [--n 200] [--device cpu]
      [--weights FOLDER] [--threads 1]  (weights default: those shipped in the package)
 (prints a table, writes bench/results/adherence.json)
 
@@ -114,7 +114,7 @@ def print_table(rows: dict[str, AdherenceReport], scored: Sequence[str]) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12, help="sampling steps")
+    parser.add_argument("--steps", type=int, default=8, help="sampling steps")
     parser.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance")
     parser.add_argument("--n", type=int, default=200, help="held-out prompts to score")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
