@@ -476,8 +476,11 @@ def jobs_work(
         typer.Option("--device", help="This worker's device: cpu, cuda or cuda:N (one per GPU)."),
     ] = None,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Compatible jobs run in one engine batch.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--batch", min=1, help="Compatible jobs per engine batch (default: 4 on GPU, 1 on CPU)."
+        ),
+    ] = None,
     batch_window_ms: Annotated[
         float,
         typer.Option("--batch-window-ms", min=0, help="How long a batch waits to fill."),
@@ -503,7 +506,7 @@ def jobs_work(
 ) -> None:
     """Run a worker: take queued jobs and run them until SIGTERM or Ctrl-C (or the queue is
     empty); jobs still running after --grace seconds go back to the queue."""
-    from imagineer.server.worker import WorkerOptions, serve_worker
+    from imagineer.server.worker import WorkerOptions, default_batch_jobs, serve_worker
 
     if exact:
         from imagineer.service.batching import batch_invariant_numerics
@@ -521,7 +524,8 @@ def jobs_work(
     )
     with _service(ctx) as service:
         if until_empty:
-            worker = service.worker(options.name(), max_batch=batch, batch_window_s=0)
+            size = batch or default_batch_jobs(service.runtime.settings.device)
+            worker = service.worker(options.name(), max_batch=size, batch_window_s=0)
             while ended := worker.run_batch_once():
                 for job in ended:
                     _print_job(job, as_json=False)

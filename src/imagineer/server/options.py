@@ -18,7 +18,9 @@ class ServerOptions:
     port: int = 8000
     worker: bool = True  # run queued jobs in a server thread; False: `imagineer jobs work` does
     poll_interval_s: float = 0.2  # how often the in-process worker looks for queued jobs
-    batch_jobs: int = 4  # compatible imagine jobs the in-process worker runs in one engine batch
+    # Compatible imagine jobs the in-process worker runs in one engine batch; None: 4 on a GPU,
+    # 1 on a CPU (where bigger batches run slower per image: bench/bench_serving.py).
+    batch_jobs: int | None = None
     batch_window_s: float = 0.05  # how long a batch that is not full waits for more jobs
     webhooks: bool = True  # deliver webhook events from this process (as workers also do)
     heartbeat_s: float = 0.5  # how often a running job's progress reaches the store (and SSE)
@@ -45,10 +47,15 @@ class ServerOptions:
                 not isinstance(value, int | float) or not math.isfinite(value) or value <= 0
             ):
                 raise ValueError(f"{f.name}={value!r}: use a number of seconds > 0")
-        for name in ("rate_burst", "max_steps", "max_upload_bytes", "url_ttl_s", "batch_jobs"):
+        for name in ("rate_burst", "max_steps", "max_upload_bytes", "url_ttl_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}: use a whole number >= 1")
+        batch = self.batch_jobs
+        if batch is not None and (
+            isinstance(batch, bool) or not isinstance(batch, int) or batch < 1
+        ):
+            raise ValueError(f"batch_jobs={batch!r}: use a whole number >= 1, or None")
         quota = self.jobs_per_day
         if quota is not None and (
             isinstance(quota, bool) or not isinstance(quota, int) or quota < 1
