@@ -112,7 +112,7 @@ def test_queue_then_work_then_show(cli: Run, tmp_path: Path) -> None:
 def test_models_list_and_missing_weights_say_how_to_train(cli: Run, tmp_path: Path) -> None:
     out, _, code = cli("models", "list", "--json")
     assert code == 0
-    assert [m["name"] for m in json.loads(out)] == ["embedded"]
+    assert [m["name"] for m in json.loads(out)] == ["embedded", "embedded-video"]
 
     def without_weights(settings: Settings) -> Runtime:
         runtime = Runtime.from_settings(settings)

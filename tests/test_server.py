@@ -142,7 +142,7 @@ def test_health_and_models(idle: TestClient) -> None:
     assert idle.get("/healthz").json() == {"status": "ok", "worker": "off"}
     models = idle.get("/v1/models").json()
     assert models["object"] == "list"
-    assert [m["id"] for m in models["data"]] == ["embedded"]
+    assert [m["id"] for m in models["data"]] == ["embedded", "embedded-video"]
     assert models["data"][0]["default"] is True
 
 

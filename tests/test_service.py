@@ -390,7 +390,7 @@ def test_cancel_a_queued_job(service: Service) -> None:
 def test_runtime_builds_nothing_until_asked(tmp_path: Path) -> None:
     runtime = Runtime.from_settings(Settings(data_dir=tmp_path / "data"))
     assert not (tmp_path / "data").exists()
-    assert [spec.name for spec in runtime.registry.specs()] == ["embedded"]
+    assert [spec.name for spec in runtime.registry.specs()] == ["embedded", "embedded-video"]
     assert not (tmp_path / "data").exists()
     runtime.store.list()
     assert (tmp_path / "data" / "jobs.sqlite3").is_file()
