@@ -13,17 +13,7 @@ from imagineer.engines.embedded.text import TextEncoder
 from imagineer.engines.embedded.unet import UNet, UNetConfig
 from imagineer.engines.embedded.upscaler import Upscaler, UpscalerConfig
 
-TINY_UNET = UNetConfig(
-    channels=(8, 16),
-    blocks=(1, 1),
-    self_attn=(False, True),
-    cross_attn=(True, True),
-    cond_dim=32,
-    adapter_layers=1,
-    heads=2,
-    time_dim=32,
-    groups=4,
-)
+TINY_UNET = UNetConfig.tiny()
 
 
 @pytest.fixture(scope="module")

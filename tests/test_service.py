@@ -50,17 +50,7 @@ from imagineer.service import (
     to_payload,
 )
 
-TINY_UNET = UNetConfig(
-    channels=(8, 16),
-    blocks=(1, 1),
-    self_attn=(False, True),
-    cross_attn=(True, True),
-    cond_dim=32,
-    adapter_layers=1,
-    heads=2,
-    time_dim=32,
-    groups=4,
-)
+TINY_UNET = UNetConfig.tiny()
 DENY_POLICY = '[policy]\ndeny = ["zorblax"]\n'
 
 

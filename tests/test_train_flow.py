@@ -14,17 +14,7 @@ from imagineer.train import data as data_mod
 from imagineer.train.export import export_unet
 from imagineer.train.flow import FlowTrainConfig, Trainer
 
-TINY = UNetConfig(
-    channels=(8, 16),
-    blocks=(1, 1),
-    self_attn=(False, True),
-    cross_attn=(True, True),
-    cond_dim=32,
-    adapter_layers=1,
-    heads=2,
-    time_dim=32,
-    groups=4,
-)
+TINY = UNetConfig.tiny()
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,7 @@ from imagineer.engines.embedded.upscaler import Upscaler, UpscalerConfig
 from imagineer.world.evaluate import default_path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_adherence.py"
-TINY_UNET = UNetConfig(
-    channels=(8, 16),
-    blocks=(1, 1),
-    self_attn=(False, True),
-    cross_attn=(True, True),
-    cond_dim=32,
-    adapter_layers=1,
-    heads=2,
-    time_dim=32,
-    groups=4,
-)
+TINY_UNET = UNetConfig.tiny()
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:

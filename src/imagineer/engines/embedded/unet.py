@@ -37,6 +37,21 @@ class UNetConfig:
         return asdict(self)
 
     @classmethod
+    def tiny(cls) -> UNetConfig:
+        """A few-channel shape for tests and load benches: milliseconds per step, no quality."""
+        return cls(
+            channels=(8, 16),
+            blocks=(1, 1),
+            self_attn=(False, True),
+            cross_attn=(True, True),
+            cond_dim=32,
+            adapter_layers=1,
+            heads=2,
+            time_dim=32,
+            groups=4,
+        )
+
+    @classmethod
     def from_dict(cls, data: dict[str, object]) -> UNetConfig:
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fields)  # type: ignore[arg-type]
