@@ -151,7 +151,7 @@ def run_reel(seconds: float, out: Path, threads: int) -> tuple[VideoResult, floa
 
 def reel_section(
     args: argparse.Namespace, judge: Evaluator, report: Report
-) -> tuple[Storyboard, list[list[np.ndarray]]]:
+) -> tuple[Storyboard, EmbeddedEngine]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
     _, cold_wall, cold_cpu, runtime = run_reel(args.seconds, tmp / "cold", args.threads)
     service = Service(runtime, seed_source=lambda: 2026)
@@ -206,7 +206,10 @@ def reel_section(
     passing = sum(score >= TARGET for score in shot_scores)
     print(f"shots with >= {TARGET:.0%} of frames right: {passing} of {len(shot_scores)}")
     report.add(Timing("shots passing", (0.0,), {"passing": passing, "shots": len(shot_scores)}))
-    return board, shot_frames(list(info.frames), board)
+    image = runtime.registry.get("embedded")
+    if not isinstance(image, EmbeddedEngine):
+        raise RuntimeError("the bench measures the embedded engine")
+    return board, image
 
 
 def score_reel(
@@ -399,8 +402,9 @@ def main() -> None:
     report = Report("video")
     report.context.update(engine_checkpoint=checkpoint(), prompt=PROMPT, threads=args.threads)
     print(f"engine checkpoint: {checkpoint()}")
-    board, _ = reel_section(args, judge, report)
-    image = EmbeddedEngine.load()
+    # one load for the whole run: the weights file may be replaced while training goes on
+    board, image = reel_section(args, judge, report)
+    report.context.update(engine_model_hash=image.info.model_hash)
     variants_section(image, board, judge, report, args.skip_variants)
     image_to_video_section(ZeroShotVideoEngine(image), judge, args.n, report)
     print(f"results: {report.write(args.results)}")
