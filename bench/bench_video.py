@@ -396,17 +396,22 @@ def main() -> None:
         "--sheet", type=Path, default=None, help="copy the reel's contact sheet here"
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder for the JSON")
+    parser.add_argument("--name", default="video", help="results file name")
+    parser.add_argument(
+        "--reel-only", action="store_true", help="only the reel's time and adherence"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     judge = Evaluator.load()
-    report = Report("video")
+    report = Report(args.name)
     report.context.update(engine_checkpoint=checkpoint(), prompt=PROMPT, threads=args.threads)
     print(f"engine checkpoint: {checkpoint()}")
     # one load for the whole run: the weights file may be replaced while training goes on
     board, image = reel_section(args, judge, report)
     report.context.update(engine_model_hash=image.info.model_hash)
-    variants_section(image, board, judge, report, args.skip_variants)
-    image_to_video_section(ZeroShotVideoEngine(image), judge, args.n, report)
+    if not args.reel_only:
+        variants_section(image, board, judge, report, args.skip_variants)
+        image_to_video_section(ZeroShotVideoEngine(image), judge, args.n, report)
     print(f"results: {report.write(args.results)}")
     print(json.dumps(report.context))
 
