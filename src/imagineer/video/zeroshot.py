@@ -52,7 +52,8 @@ PREFILL_AT: Final = (1.0, 0.5, 0.25, 0.75)  # clip fractions whose uncovered par
 
 @dataclass(frozen=True)
 class ZeroShotConfig:
-    """How clips are made; every default was chosen by bench/bench_video.py."""
+    """How clips are made; docs/video.md gives what each choice costs and buys (measured by
+    bench/bench_video.py)."""
 
     base_fps: float = 6.0  # base frames per second of clip, before the temporal step
     min_base_frames: int = 16  # never fewer base frames than this per clip
