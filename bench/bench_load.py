@@ -95,19 +95,9 @@ def _tiny_engine() -> Any:
     from imagineer.engines.embedded.upscaler import Upscaler, UpscalerConfig
 
     torch.manual_seed(0)
-    config = UNetConfig(
-        channels=(8, 16),
-        blocks=(1, 1),
-        self_attn=(False, True),
-        cross_attn=(True, True),
-        cond_dim=32,
-        adapter_layers=1,
-        heads=2,
-        time_dim=32,
-        groups=4,
-    )
+    config = UNetConfig.tiny()
     unet = UNet(config)
-    upscaler = Upscaler(UpscalerConfig(channels=8, blocks=1, tail=8))
+    upscaler = Upscaler(UpscalerConfig.tiny())
     inner = EmbeddedEngine(
         unet, upscaler, TextEncoder("cpu"), model_hash="0" * 64, model_id="bench-tiny-random"
     )

@@ -63,7 +63,7 @@ def tiny_embedded() -> EmbeddedEngine:
     for p in unet.parameters():
         if p.abs().sum() == 0 and p.ndim > 1:
             torch.nn.init.normal_(p, std=0.05)
-    upscaler = Upscaler(UpscalerConfig(channels=8, blocks=1, tail=8))
+    upscaler = Upscaler(UpscalerConfig.tiny())
     return EmbeddedEngine(unet, upscaler, TextEncoder("cpu"), model_hash="0" * 64)
 
 

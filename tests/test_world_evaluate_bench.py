@@ -28,7 +28,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _tiny_weights(folder: Path) -> None:
     torch.manual_seed(0)
-    unet, upscaler = UNet(TINY_UNET), Upscaler(UpscalerConfig(channels=8, blocks=1, tail=8))
+    unet, upscaler = UNet(TINY_UNET), Upscaler(UpscalerConfig.tiny())
     for model, name in ((unet, UNET_FILE), (upscaler, UPSCALER_FILE)):
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(folder / name), metadata={"config": json.dumps(model.cfg.to_dict())})

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from imagineer.engines.embedded.engine import read_exported
 from imagineer.engines.embedded.text import TextStates
 from imagineer.engines.embedded.unet import UNet, UNetConfig
 from imagineer.train import data as data_mod
@@ -109,19 +110,14 @@ class Trainer:
 
     def _start_from_export(self, path: Path) -> None:
         """Continue from exported EMA weights (what the repo ships): a compact resume."""
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        shipped = UNetConfig.from_dict(json.loads(meta["config"]))
+        exported = read_exported(path)
+        shipped = UNetConfig.from_dict(exported.config)
         if shipped != self.cfg.unet:
             raise ValueError(f"{path} was trained with {shipped}, not {self.cfg.unet}")
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
-        self.model.load_state_dict(state)
-        self.ema.load_state_dict(state)
-        self.step = int(meta.get("step", "0"))
-        self.seconds = float(meta.get("trained_minutes", "0")) * 60
+        self.model.load_state_dict(exported.state)
+        self.ema.load_state_dict(exported.state)
+        self.step = int(exported.meta.get("step", "0"))
+        self.seconds = float(exported.meta.get("trained_minutes", "0")) * 60
         self.log(f"started from {path} at step {self.step} (fresh optimiser, warm-up again)")
 
     def save(self) -> None:

@@ -119,15 +119,13 @@ def _patches(
 
 def load_upscaler_state(path: Path, expected: UpscalerConfig) -> dict[str, torch.Tensor]:
     """Weights of an exported upscaler as float32, after checking its shape matches."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from imagineer.engines.embedded.engine import read_exported
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    shipped = UpscalerConfig(**json.loads(meta["config"]))
+    exported = read_exported(path)
+    shipped = UpscalerConfig(**exported.config)  # type: ignore[arg-type]
     if shipped != expected:
         raise ValueError(f"{path} holds an upscaler shaped {shipped}, not {expected}")
-    return {k: v.float() for k, v in load_file(str(path)).items()}
+    return exported.state
 
 
 def export_upscaler(model: Upscaler, folder: Path) -> Path:

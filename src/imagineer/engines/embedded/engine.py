@@ -58,13 +58,23 @@ def _file_hash(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-def _config(path: Path) -> dict[str, object]:
+@dataclass(frozen=True)
+class Exported:
+    """An exported weights file: its shape config, float32 weights and the other metadata."""
+
+    config: dict[str, object]
+    state: dict[str, torch.Tensor]
+    meta: dict[str, str]
+
+
+def read_exported(path: Path) -> Exported:
+    """Read a file written by `imagineer train` (the engine, --init and resumes all use it)."""
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     if "config" not in meta:
         raise EngineError(f"{path} has no 'config' metadata: export it with `imagineer train`")
-    data: dict[str, object] = json.loads(meta["config"])
-    return data
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    return Exported(json.loads(meta["config"]), state, meta)
 
 
 @dataclass(frozen=True)
@@ -117,10 +127,11 @@ class EmbeddedEngine:
         if why_not is not None:
             raise EngineError(why_not)
         unet_path, up_path = folder / UNET_FILE, folder / UPSCALER_FILE
-        unet = UNet(UNetConfig.from_dict(_config(unet_path)))
-        unet.load_state_dict({k: v.float() for k, v in load_file(str(unet_path)).items()})
-        upscaler = Upscaler(UpscalerConfig(**_config(up_path)))  # type: ignore[arg-type]
-        upscaler.load_state_dict({k: v.float() for k, v in load_file(str(up_path)).items()})
+        unet_file, up_file = read_exported(unet_path), read_exported(up_path)
+        unet = UNet(UNetConfig.from_dict(unet_file.config))
+        unet.load_state_dict(unet_file.state)
+        upscaler = Upscaler(UpscalerConfig(**up_file.config))  # type: ignore[arg-type]
+        upscaler.load_state_dict(up_file.state)
         return cls(
             unet.to(device),
             upscaler.to(device),

@@ -20,6 +20,11 @@ class UpscalerConfig:
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    @classmethod
+    def tiny(cls) -> UpscalerConfig:
+        """A few-channel shape for tests and load benches: no quality, milliseconds a call."""
+        return cls(channels=8, blocks=1, tail=8)
+
 
 class _Block(nn.Module):
     def __init__(self, ch: int) -> None:
