@@ -163,3 +163,18 @@ def check_batch(engine: Engine, batch: Sequence[GenerationInput]) -> None:
                 f"item {i}: size {item.width}x{item.height} is not a multiple of "
                 f"{info.size_multiple}, which engine {info.name!r} needs"
             )
+
+
+def run_in_groups(
+    batch: Sequence[GenerationInput],
+    run: Callable[[list[GenerationInput]], list[GenerationOutput]],
+    key: Callable[[GenerationInput], tuple[object, ...]] = GenerationInput.batch_key,
+) -> list[GenerationOutput]:
+    """Run items with equal keys together, one `run` call a group; outputs in batch order."""
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for i, item in enumerate(batch):
+        groups.setdefault(key(item), []).append(i)
+    outputs: dict[int, GenerationOutput] = {}
+    for indices in groups.values():
+        outputs.update(zip(indices, run([batch[i] for i in indices]), strict=True))
+    return [outputs[i] for i in range(len(batch))]

@@ -18,6 +18,7 @@ from imagineer.engines.base import (
     GenerationOutput,
     RunControl,
     check_batch,
+    run_in_groups,
 )
 from imagineer.engines.diffusers_shared import (
     PromptMapper,
@@ -25,8 +26,8 @@ from imagineer.engines.diffusers_shared import (
     check_images,
     circular_padding,
     generators,
-    group_items,
     info_for,
+    pipeline_key,
     step_callback,
     to_uint8,
 )
@@ -54,11 +55,7 @@ class DiffusersImageEngine:
         self, batch: Sequence[GenerationInput], control: RunControl
     ) -> list[GenerationOutput]:
         check_batch(self, batch)
-        outputs: dict[int, GenerationOutput] = {}
-        for indices in group_items(batch):
-            items = [batch[i] for i in indices]
-            outputs.update(zip(indices, self._run(items, control), strict=True))
-        return [outputs[i] for i in range(len(batch))]
+        return run_in_groups(batch, lambda items: self._run(items, control), pipeline_key)
 
     def _run(self, items: Sequence[GenerationInput], control: RunControl) -> list[GenerationOutput]:
         # 1. check inputs

@@ -54,13 +54,9 @@ def engine_notes(entry: ModelEntry) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def group_items(batch: Sequence[GenerationInput]) -> list[list[int]]:
-    """Indices of items that can share one pipeline call (same size, steps, guidance, …)."""
-    groups: dict[tuple[object, ...], list[int]] = {}
-    for i, item in enumerate(batch):
-        key = (*item.batch_key(), item.guidance, item.strength, item.scale, item.fps, item.motion)
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())
+def pipeline_key(item: GenerationInput) -> tuple[object, ...]:
+    """Items with equal keys can share one pipeline call (same size, steps, guidance, …)."""
+    return (*item.batch_key(), item.guidance, item.strength, item.scale, item.fps, item.motion)
 
 
 def generators(items: Sequence[GenerationInput]) -> list[torch.Generator]:

@@ -20,14 +20,15 @@ from imagineer.engines.base import (
     GenerationOutput,
     RunControl,
     check_batch,
+    run_in_groups,
 )
 from imagineer.engines.diffusers_shared import (
     PromptMapper,
     call_kwargs,
     check_images,
     generators,
-    group_items,
     info_for,
+    pipeline_key,
     step_callback,
     to_uint8,
 )
@@ -61,11 +62,7 @@ class DiffusersVideoEngine:
         check_batch(self, batch)
         for i, item in enumerate(batch):
             self._check(i, item)
-        outputs: dict[int, GenerationOutput] = {}
-        for indices in group_items(batch):
-            items = [batch[i] for i in indices]
-            outputs.update(zip(indices, self._run(items, control), strict=True))
-        return [outputs[i] for i in range(len(batch))]
+        return run_in_groups(batch, lambda items: self._run(items, control), pipeline_key)
 
     def frames_for(self, item: GenerationInput) -> int:
         """Frames to render: the item's, or the model's default when it asks for one."""

@@ -23,6 +23,7 @@ from imagineer.engines.base import (
     GenerationOutput,
     RunControl,
     check_batch,
+    run_in_groups,
 )
 from imagineer.engines.embedded.sampler import SampleItem, initial_noise, sample
 from imagineer.engines.embedded.text import TextEncoder, TextStates
@@ -147,19 +148,13 @@ class EmbeddedEngine:
         self, batch: Sequence[GenerationInput], control: RunControl
     ) -> list[GenerationOutput]:
         check_batch(self, batch)
-        outputs: list[GenerationOutput | None] = [None] * len(batch)
-        groups: dict[tuple[object, ...], list[int]] = {}
-        for i, item in enumerate(batch):
-            groups.setdefault(item.batch_key(), []).append(i)
-        for indices in groups.values():
-            items = [batch[i] for i in indices]
+
+        def run(items: list[GenerationInput]) -> list[GenerationOutput]:
             if items[0].capability is Capability.UPSCALE:
-                results = [self._upscale(item) for item in items]
-            else:
-                results = self._generate_group(items, control)
-            for i, result in zip(indices, results, strict=True):
-                outputs[i] = result
-        return [o for o in outputs if o is not None]
+                return [self._upscale(item) for item in items]
+            return self._generate_group(items, control)
+
+        return run_in_groups(batch, run)
 
     def sample_base(self, batch: Sequence[GenerationInput], control: RunControl) -> torch.Tensor:
         """Sample at the base size only: (B, 3, h, w) in [-1, 1] (no upscaling)."""
