@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from imagineer.video.camera import CAMERA_MOVES, CameraPath, Pose
-from imagineer.world import _layers, _objects, _styles
+from imagineer.world import _layers, _objects
 from imagineer.world._layers import Canvas, Lighting
-from imagineer.world.render import NEON_2X_MAX_SIDE, REDUCING_GAP, _check_args, pixel_block
+from imagineer.world.render import render_with
 from imagineer.world.scene import TIMES, Scene, sample_scene
 
 MAX_SECONDS = 60.0
@@ -204,26 +204,7 @@ def sample_motion(
 
 def _render_state(scene: Scene, state: _State, width: int, height: int, ss: int) -> np.ndarray:
     """render() with the moving layers offset as `state` says (the same steps, in order)."""
-    _check_args(scene, width, height, ss)
-    if scene.style == "pixel_art":
-        block = pixel_block(width, height)
-        draw_w, draw_h = max(8, width // block), max(8, height // block)
-    else:
-        draw_w, draw_h = width, height
-    image = _draw_moving(scene, state, draw_w * ss, draw_h * ss)
-    if scene.style == "neon" and ss > 1 and max(width, height) <= NEON_2X_MAX_SIDE:
-        image = image.resize(
-            (2 * draw_w, 2 * draw_h), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP
-        )
-        image = _styles.apply_style(image, scene, 2 * width, 2 * height)
-        image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
-    else:
-        if ss > 1:
-            image = image.resize(
-                (draw_w, draw_h), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP
-            )
-        image = _styles.apply_style(image, scene, width, height)
-    return np.asarray(image, dtype=np.uint8)
+    return render_with(scene, width, height, ss, lambda w, h: _draw_moving(scene, state, w, h))
 
 
 def _draw_moving(scene: Scene, state: _State, width: int, height: int) -> Image.Image:

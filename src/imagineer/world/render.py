@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -36,6 +38,18 @@ def pixel_block(width: int, height: int) -> int:
 
 def render(scene: Scene, width: int, height: int, *, supersample: int = 4) -> np.ndarray:
     """Draw `scene` as a (height, width, 3) uint8 array; the same scene gives the same pixels."""
+    return render_with(scene, width, height, supersample, lambda w, h: _draw_world(scene, w, h))
+
+
+def render_with(
+    scene: Scene,
+    width: int,
+    height: int,
+    supersample: int,
+    draw: Callable[[int, int], Image.Image],
+) -> np.ndarray:
+    """The render pipeline around a drawing function `draw(w, h)` of the supersampled world
+    (the still world here, the world in motion in world.motion)."""
     # 1. check inputs
     _check_args(scene, width, height, supersample)
     # 2. choose the drawing size: pixel art is drawn small and unsmoothed, then blown up
@@ -46,7 +60,7 @@ def render(scene: Scene, width: int, height: int, *, supersample: int = 4) -> np
         draw_w, draw_h = width, height
     ss = supersample
     # 3. draw the world at supersampled size
-    image = _draw_world(scene, draw_w * ss, draw_h * ss)
+    image = draw(draw_w * ss, draw_h * ss)
     # 4. downsample, then the style pass at output size (cheap)
     if scene.style == "neon" and ss > 1 and max(width, height) <= NEON_2X_MAX_SIDE:
         # small neon renders trace outlines at twice the size so they stay thin and crisp
