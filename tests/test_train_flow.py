@@ -72,3 +72,46 @@ def test_train_checkpoint_resume_and_export(tmp_path: Path, tiny_data: Path) -> 
     assert third.step == first.step
     for k, v in third.model.state_dict().items():
         assert torch.allclose(v, second.ema.state_dict()[k].half().float())
+
+
+def test_object_masks_cover_the_objects_only(tiny_data: Path) -> None:
+    data_mod.object_masks(tiny_data, workers=1, log=lambda _: None)
+    buckets, _ = data_mod.load(tiny_data)
+    for bucket in buckets:
+        assert bucket.masks is not None
+        assert bucket.masks.shape == bucket.images.shape[:1] + bucket.images.shape[2:]
+    folder = sorted(tiny_data.glob("bucket*"))[0]
+    scenes = [json.loads(line) for line in (folder / "scenes.jsonl").read_text().splitlines()]
+    masks = buckets[0].masks
+    assert masks is not None
+    covered = masks.flatten(1).float().mean(1)
+    with_objects = torch.tensor([s["objects"] is not None for s in scenes])
+    assert bool((covered[~with_objects] == 0).all()), "a scene without objects has a mask"
+    assert float(covered[with_objects].mean()) > 0.005  # objects are drawn, and found
+    assert float(covered.max()) < 0.6  # the sky and ground are not objects
+
+
+def test_weighted_flow_loss_is_a_weighted_mean(tmp_path: Path, tiny_data: Path) -> None:
+    from imagineer.train.flow import flow_loss
+
+    trainer = Trainer(config(tiny_data, tmp_path / "run"), log=lambda _: None)
+    buckets, _ = data_mod.load(tiny_data)
+    x0, text = buckets[0].batch(torch.arange(4))
+
+    def loss(weight: torch.Tensor | None) -> float:
+        return float(flow_loss(trainer.model, x0, text, torch.Generator().manual_seed(1), weight))
+
+    ones = torch.ones(4, 1, *x0.shape[2:])
+    assert loss(ones) == pytest.approx(loss(None), rel=1e-5)
+    assert loss(ones * 7) == pytest.approx(loss(None), rel=1e-5)  # the scale is kept
+    half = ones.clone()
+    half[..., : x0.shape[2] // 2, :] = 0  # only the bottom half counts
+    assert loss(half) != pytest.approx(loss(None), rel=1e-3)
+
+
+def test_object_weight_needs_masks(tmp_path: Path, tiny_data: Path) -> None:
+    bare = tmp_path / "bare"
+    data_mod.build(bare, data_mod.DataSpec(count=8, seed=4), workers=1, log=lambda _: None)
+    trainer = Trainer(config(bare, tmp_path / "run", object_weight=4.0), log=lambda _: None)
+    with pytest.raises(FileNotFoundError, match="imagineer train masks"):
+        trainer.train()

@@ -33,6 +33,14 @@ def flow_command(
     minutes: Annotated[float, typer.Option(min=0.1, help="Training time for this run.")] = 60.0,
     batch: Annotated[int, typer.Option(min=1)] = 64,
     lr: Annotated[float, typer.Option(min=0.0)] = 3e-4,
+    object_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Extra loss weight on object pixels (needs `imagineer train masks`); "
+            "0 trains every pixel alike.",
+        ),
+    ] = 0.0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     export: Annotated[
@@ -53,6 +61,7 @@ def flow_command(
         minutes=minutes,
         batch=batch,
         lr=lr,
+        object_weight=object_weight,
         threads=threads,
         device=device,
         init=init,
@@ -109,6 +118,17 @@ def rerender_command(
     from imagineer.train import data
 
     data.rerender(data_dir, workers=workers, log=typer.echo)
+
+
+@app.command("masks")
+def masks_command(
+    data_dir: DataOpt = Path("data/embedded"),
+    workers: Annotated[int, typer.Option(min=1, help="Render processes.")] = 2,
+) -> None:
+    """Mark the pixels each scene's objects cover (redrawn without them), for --object-weight."""
+    from imagineer.train import data
+
+    data.object_masks(data_dir, workers=workers, log=typer.echo)
 
 
 @app.command("evaluator")

@@ -103,6 +103,45 @@ def _render_scenes(args: tuple[list[str], int, int]) -> np.ndarray:
     return np.stack([render(Scene.from_dict(json.loads(line)), width, height) for line in lines])
 
 
+# A pixel belongs to the objects when drawing them moved any channel by more than this (of 255).
+MASK_THRESHOLD = 6
+
+
+def _mask_scenes(args: tuple[list[str], np.ndarray]) -> np.ndarray:
+    """Object masks: where each render differs from the same scene drawn without its objects."""
+    from dataclasses import replace
+
+    from imagineer.world import Scene, render
+
+    lines, images = args
+    height, width = images.shape[1:3]
+    masks = np.zeros(images.shape[:3], np.uint8)
+    for i, line in enumerate(lines):
+        scene = Scene.from_dict(json.loads(line))
+        if scene.objects is None:
+            continue
+        full = images[i]
+        if scene.style == "noir":  # noir stretches the contrast of the whole frame: draw in photo
+            scene = replace(scene, style="photo")
+            full = render(scene, width, height)
+        bare = render(replace(scene, objects=None), width, height).astype(np.int16)
+        masks[i] = np.abs(full.astype(np.int16) - bare).max(axis=2) > MASK_THRESHOLD
+    return masks
+
+
+def object_masks(out: Path, *, workers: int = 2, log: Callable[[str], None] = print) -> None:
+    """Write masks.npy (N, H, W) per bucket: the pixels its objects cover (for --object-weight)."""
+    for folder in sorted(out.glob("bucket*")):
+        lines = (folder / "scenes.jsonl").read_text().splitlines()
+        images = np.load(folder / "images.npy")
+        chunks = [(lines[i : i + 500], images[i : i + 500]) for i in range(0, len(lines), 500)]
+        log(f"masking the objects of {len(lines)} scenes in {folder.name}")
+        with ProcessPoolExecutor(workers) as pool:
+            masks = np.concatenate(list(pool.map(_mask_scenes, chunks)))
+        np.save(folder / "masks.npy", masks)
+        log(f"  objects cover {masks.mean():.1%} of the pixels")
+
+
 def rerender(out: Path, *, workers: int = 2, log: Callable[[str], None] = print) -> None:
     """Redraw every bucket's images from its stored scenes after the renderer changed.
 
@@ -127,6 +166,16 @@ class Bucket:
     images: torch.Tensor  # (N, 3, H, W) uint8
     tokens: torch.Tensor  # (N, L, 384) float16
     lengths: torch.Tensor  # (N,) int64
+    masks: torch.Tensor | None = None  # (N, H, W) uint8: object pixels, when masks.npy exists
+
+    def object_mask(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) float: 1 where the chosen images' objects are."""
+        if self.masks is None:
+            raise FileNotFoundError(
+                f"the {self.width}x{self.height} bucket has no object masks: "
+                "run `imagineer train masks` on the data folder first"
+            )
+        return self.masks[idx, None].float()
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, TextStates]:
         x = self.images[idx].float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
@@ -146,7 +195,10 @@ def load(folder: Path) -> tuple[list[Bucket], TextStates]:
         images = torch.from_numpy(np.load(sub / "images.npy")).permute(0, 3, 1, 2).contiguous()
         tokens = torch.from_numpy(np.load(sub / "tokens.npy"))
         lengths = torch.from_numpy(np.load(sub / "lengths.npy").astype(np.int64))
-        buckets.append(Bucket(w, h, images, tokens, lengths))
+        masks = None
+        if (sub / "masks.npy").exists():
+            masks = torch.from_numpy(np.load(sub / "masks.npy"))
+        buckets.append(Bucket(w, h, images, tokens, lengths, masks))
     if not buckets:
         raise FileNotFoundError(
             f"no finished data buckets in {folder}: run `imagineer train data` first"

@@ -31,6 +31,7 @@ class FlowTrainConfig:
     warmup: int = 60  # steps of linear warm-up (also after a resume with a fresh optimiser)
     ema: float = 0.999
     caption_dropout: float = 0.1  # empty prompt this often: what guidance and --no need
+    object_weight: float = 0.0  # extra loss weight on object pixels (small objects, else blobs)
     checkpoint_every_s: float = 300.0
     log_every: int = 25
     threads: int | None = None
@@ -41,14 +42,25 @@ class FlowTrainConfig:
 
 
 def flow_loss(
-    model: UNet, x0: torch.Tensor, text: TextStates, gen: torch.Generator
+    model: UNet,
+    x0: torch.Tensor,
+    text: TextStates,
+    gen: torch.Generator,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Rectified-flow loss: x_t = (1-t) x0 + t noise, target v = noise - x0."""
+    """Rectified-flow loss: x_t = (1-t) x0 + t noise, target v = noise - x0.
+
+    `weight` (B, 1, H, W), if given, weighs each pixel's squared error; the loss stays a weighted
+    mean, so its scale matches the plain loss.
+    """
     b = x0.shape[0]
     t = torch.sigmoid(torch.randn(b, generator=gen, device=x0.device))  # logit-normal t
     noise = torch.randn(x0.shape, generator=gen, device=x0.device)
     xt = (1 - t)[:, None, None, None] * x0 + t[:, None, None, None] * noise
-    return torch.nn.functional.mse_loss(model(xt, t, text), noise - x0)
+    err = (model(xt, t, text) - (noise - x0)).square()
+    if weight is None:
+        return err.mean()
+    return (err * weight).sum() / (weight.sum() * x0.shape[1])
 
 
 def _drop_captions(
@@ -201,9 +213,12 @@ class Trainer:
         idx = torch.randint(len(bucket.images), (self.cfg.batch,), generator=self.gen)
         x0, text = bucket.batch(idx)
         text = _drop_captions(text, null, self.cfg.caption_dropout, self.gen)
+        weight = None
+        if self.cfg.object_weight > 0:
+            weight = (1.0 + self.cfg.object_weight * bucket.object_mask(idx)).to(self.device)
         for group in self.opt.param_groups:
             group["lr"] = self._lr(run_step)
-        loss = flow_loss(self.model, x0.to(self.device), text.to(self.device), self.gen)
+        loss = flow_loss(self.model, x0.to(self.device), text.to(self.device), self.gen, weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
