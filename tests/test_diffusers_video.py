@@ -93,6 +93,12 @@ def test_default_frames_come_from_the_registry(video: DiffusersVideoEngine) -> N
     assert video.frames_for(clip_item(1)) == FRAMES
 
 
+def test_the_engine_advertises_the_frame_counts_it_renders(video: DiffusersVideoEngine) -> None:
+    counts = video.info.frame_counts
+    assert counts is not None and counts.maximum == video.max_frames == 32
+    assert counts.allows(FRAMES) and not counts.allows(33)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -113,6 +113,53 @@ class RunControl:
 
 
 @dataclass(frozen=True)
+class FrameCounts:
+    """The clip lengths a video engine renders in one call: multiple*k + offset frames, from
+    minimum up to maximum (None: no fixed limit)."""
+
+    multiple: int = 1
+    offset: int = 0
+    minimum: int = 2
+    maximum: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.multiple < 1 or self.offset < 0 or self.minimum < 1:
+            raise ValueError(f"{self}: use multiple >= 1, offset >= 0 and minimum >= 1")
+        if self.maximum is not None and self.at_most(self.maximum) is None:
+            raise ValueError(f"{self}: no frame count fits between minimum and maximum")
+
+    def allows(self, frames: int) -> bool:
+        fits = frames >= self.minimum and (frames - self.offset) % self.multiple == 0
+        return fits and (self.maximum is None or frames <= self.maximum)
+
+    def at_least(self, frames: int) -> int | None:
+        """The smallest count it renders that is >= frames, or None when that is over maximum."""
+        want = max(frames, self.minimum, self.offset)
+        count = want + (-(want - self.offset)) % self.multiple
+        return count if self.maximum is None or count <= self.maximum else None
+
+    def at_most(self, frames: int) -> int | None:
+        """The largest count it renders that is <= frames, or None when frames is too few."""
+        limit = frames if self.maximum is None else min(frames, self.maximum)
+        if limit < self.offset:
+            return None
+        count = limit - (limit - self.offset) % self.multiple
+        return count if count >= self.minimum else None
+
+    def describe(self) -> str:
+        """e.g. "8k+1 frames, at most 257" or "any number of frames from 2"."""
+        if self.multiple == 1:
+            rule = f"any number of frames from {self.minimum}"
+        else:
+            rule = (
+                f"{self.multiple}k+{self.offset} frames"
+                if self.offset
+                else f"{self.multiple}k frames"
+            )
+        return rule if self.maximum is None else f"{rule}, at most {self.maximum}"
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     """What an engine declares about itself; routing and planning read only this."""
 
@@ -128,6 +175,7 @@ class EngineInfo:
     max_batch: int = 8
     licence: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    frame_counts: FrameCounts | None = None  # video engines: the clip lengths one call makes
 
 
 @runtime_checkable

@@ -4,6 +4,7 @@ imagineer.media.video writes them as MP4, WebM or GIF."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from imagineer.engines.base import (
     Capability,
     EngineError,
     EngineInfo,
+    FrameCounts,
     GenerationInput,
     GenerationOutput,
     RunControl,
@@ -50,7 +52,8 @@ class DiffusersVideoEngine:
         self.family: Family = family(self.entry.family)
         self.prompts = PromptMapper(self.entry)
         self.max_frames = max_frames(self.entry)
-        self._info = info_for(self.entry)
+        counts = frame_counts(self.family, self.max_frames)
+        self._info = dataclasses.replace(info_for(self.entry), frame_counts=counts)
 
     @property
     def info(self) -> EngineInfo:
@@ -160,6 +163,12 @@ class DiffusersVideoEngine:
         if clips.ndim != 5:
             raise EngineError(f"{type(pipe).__name__} returned frames of shape {clips.shape}")
         return list(clips)
+
+
+def frame_counts(fam: Family, most: int | None) -> FrameCounts:
+    """The clip lengths one call renders: the family's k*a+b rule, up to `most` frames."""
+    step, offset = fam.frames_rule
+    return FrameCounts(step, offset, max(2, step + offset), most)
 
 
 def max_frames(entry: ModelEntry) -> int | None:

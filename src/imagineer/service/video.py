@@ -12,7 +12,7 @@ import dataclasses
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -47,9 +47,11 @@ from imagineer.service.plan import (
     input_for,
     native_size,
 )
+from imagineer.service.previews import PreviewFn
 from imagineer.service.render import OUTPUT_REFUSED, CancelFn, ProgressFn, Source
 from imagineer.service.results import NotAnOutput, OutputImage, SafetyRefusal, Timings
 from imagineer.video.camera import CAMERA_MOVES, CameraPath
+from imagineer.video.frames import FramePlan, plan_frames
 from imagineer.video.reel import contact_sheet, poster_index, stitch
 from imagineer.video.storyboard import Storyboard, build_storyboard
 
@@ -88,6 +90,18 @@ class OutputVideo:
             "recipe": self.recipe.to_dict(),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutputVideo:
+        return cls(
+            path=Path(data["path"]),
+            recipe=Recipe.from_dict(data["recipe"]),
+            format=str(data["format"]),
+            frame_count=int(data["frame_count"]),
+            fps=int(data["fps"]),
+            watermarked=bool(data["watermarked"]),
+            signed=bool(data["signed"]),
+        )
+
 
 @dataclass(frozen=True)
 class VideoResult:
@@ -125,6 +139,27 @@ class VideoResult:
             "warnings": list(self.warnings),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VideoResult:
+        """Rebuild a result from `to_dict()` output (a finished job's result). The frames are
+        not kept, nor the storyboard object: a reel's recipes carry it in their extras."""
+        kind = data["kind"]
+        if kind not in ("imagine", "animate", "reel"):
+            raise ValueError(f"kind={kind!r}: a video result is imagine, animate or reel")
+        t = data["timings"]
+        return cls(
+            kind=kind,
+            videos=tuple(OutputVideo.from_dict(item) for item in data["videos"]),
+            poster=OutputImage.from_dict(data["poster"]),
+            contact_sheet=OutputImage.from_dict(data["contact_sheet"]),
+            seed=int(data["seed"]),
+            engine=str(data["engine"]),
+            model_id=str(data["model_id"]),
+            route_reason=str(data["route_reason"]),
+            timings=Timings(float(t["route_s"]), float(t["generate_s"]), float(t["save_s"])),
+            warnings=tuple(str(w) for w in data["warnings"]),
+        )
+
 
 @dataclass(frozen=True)
 class VideoOptions:
@@ -134,8 +169,9 @@ class VideoOptions:
     out_dir: Path | None = None
     user: str = "local"
     steps: int | None = None  # keyframe steps (overrides --q and --draft)
-    on_progress: ProgressFn | None = None
+    on_progress: ProgressFn | None = None  # (done, all) in thousandths of the whole call
     should_cancel: CancelFn | None = None
+    on_preview: PreviewFn | None = None  # a frame of the clip so far, where one is at hand
 
     def __post_init__(self) -> None:
         if not self.formats:
@@ -157,6 +193,16 @@ class _Made:
     prompt: str
     extras: dict[str, str | int | float | bool]
     source: Source | None = None
+    notes: tuple[str, ...] = ()  # why the engine calls differ from the clip asked for
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """The frames of each item, when generating began, and what the frame plans changed."""
+
+    clips: list[list[np.ndarray]]
+    began: float
+    notes: tuple[str, ...]
 
 
 class VideoMaker:
@@ -184,9 +230,10 @@ class VideoMaker:
         )  # fmt: skip
         end = _load_end(request.params.end)
         item = _video_input(item, seconds, request.params.motion, request.params.loop, end)
-        clips, began = self._run([(route, item)], options)
-        made = _Made(clips[0], route, item, request, format_request(request), {})
-        return self._write("imagine", made, options, (started, began))
+        run = self._run([(route, item)], options)
+        text = format_request(request)
+        made = _Made(run.clips[0], route, item, request, text, {}, notes=run.notes)
+        return self._write("imagine", made, options, (started, run.began))
 
     def animate(
         self,
@@ -219,11 +266,10 @@ class VideoMaker:
         item = dataclasses.replace(item, width=width, height=height, init_image=image)
         end_image = _load_rgb(Path(end)) if end is not None else None
         item = _video_input(item, seconds, motion, loop, end_image, _camera(camera, motion, loop))
-        clips, began = self._run([(route, item)], options)
-        frames = clips[0]
+        run = self._run([(route, item)], options)
         text = format_request(request)
-        made = _Made(frames, route, item, request, text, {}, source)
-        return self._write("animate", made, options, (started, began))
+        made = _Made(run.clips[0], route, item, request, text, {}, source, run.notes)
+        return self._write("animate", made, options, (started, run.began))
 
     def extend(
         self,
@@ -260,26 +306,21 @@ class VideoMaker:
         item = dataclasses.replace(item, width=last.shape[1], height=last.shape[0], init_image=last)
         # one frame more than asked: the new clip's first frame is the old clip's last
         item = _video_input(item, seconds + 1 / FPS, motion, False, None, camera)
-        clips, began = self._run([(route, item)], options)
-        new = clips[0]
-        frames = [*clip.frames, *new[1:]]
+        run = self._run([(route, item)], options)
+        frames = [*clip.frames, *run.clips[0][1:]]
         made = _Made(
             frames, route, item, request, format_request(request),
-            {"extends": source.digest, "extended_s": seconds}, source,
+            {"extends": source.digest, "extended_s": seconds}, source, run.notes,
         )  # fmt: skip
-        return self._write("animate", made, options, (started, began))
+        return self._write("animate", made, options, (started, run.began))
 
     def reel(
         self, prompt_text: str, *, seconds: float = 10.0, options: VideoOptions
     ) -> VideoResult:
         """A finished reel: a storyboard of shots, each a clip, stitched at 24 fps."""
         started = time.perf_counter()
-        request = self._one_request(prompt_text, options.user, "a reel", implies_video=True)
+        request = self.reel_request(prompt_text, options.user)
         p = request.params
-        if p.loop or p.end is not None:
-            raise UnsupportedRequest(
-                "--loop and --end shape one clip: use them with `imagineer animate`, not a reel"
-            )
         route = self._video_route(Capability.TEXT_TO_VIDEO, p.model, fallback=False)
         seed = self._seed(request)
         base = input_for(
@@ -305,14 +346,24 @@ class VideoMaker:
             items.append(
                 (route, _video_input(item, shot.frames / FPS, p.motion, camera=shot.camera))
             )
-        clips, began = self._run(items, options)
-        frames = stitch(clips, board)
+        run = self._run(items, options)
+        frames = stitch(run.clips, board)
         extras: dict[str, str | int | float | bool] = {
             "storyboard": board.to_json(),
             "shots": len(board.shots),
         }
-        made = _Made(frames, route, items[0][1], request, format_request(request), extras)
-        return self._write("reel", made, options, (started, began), board=board)
+        text = format_request(request)
+        made = _Made(frames, route, items[0][1], request, text, extras, notes=run.notes)
+        return self._write("reel", made, options, (started, run.began), board=board)
+
+    def reel_request(self, prompt_text: str, user: str) -> Request:
+        """The one request of a reel's prompt, checked (safety first, then the language)."""
+        request = self._one_request(prompt_text, user, "a reel", implies_video=True)
+        if request.params.loop or request.params.end is not None:
+            raise UnsupportedRequest(
+                "--loop and --end shape one clip: use them with `imagineer animate`, not a reel"
+            )
+        return request
 
     def source_image(self, ref: str | Path, *, index: int = 0, user: str | None = None) -> Path:
         """The image to animate: a file, or image `index` of a finished job's result."""
@@ -370,21 +421,48 @@ class VideoMaker:
         self,
         items: Sequence[tuple[Route, GenerationInput]],
         options: VideoOptions,
-    ) -> tuple[list[list[np.ndarray]], float]:
-        """Each item's frames, in order, retimed to the frame count asked for; and when the
+    ) -> _Rendered:
+        """Each item's frames, in order, at the frame count asked for, made in the engine
+        calls its advertised frame counts allow (imagineer.video.frames); and when the
         generating began (after checks, routing and loading)."""
         began = time.perf_counter()
-        clips = []
-        for k, (route, item) in enumerate(items):
+        plans = [_frame_plan(route, item) for route, item in items]
+        calls = sum(len(plan.segments) for plan in plans)
+        clips: list[list[np.ndarray]] = []
+        done = 0
+        for (route, item), plan in zip(items, plans, strict=True):
+            if item.init_image is not None:  # the clip starts on it: a preview for free
+                _preview(options, done, calls, item.init_image)
+            frames = self._segments(route, item, plan, options, (done, calls))
+            done += len(plan.segments)
+            clips.append(retime(frames, item.num_frames))
+            _preview(options, done, calls, clips[-1][len(clips[-1]) // 2])
+        notes = tuple(dict.fromkeys(plan.reason for plan in plans if plan.reason))
+        return _Rendered(clips, began, notes)
+
+    def _segments(
+        self,
+        route: Route,
+        item: GenerationInput,
+        plan: FramePlan,
+        options: VideoOptions,
+        share: tuple[int, int],
+    ) -> list[np.ndarray]:
+        """One item's frames from the engine calls of its plan: each call after the first
+        starts on the last frame of the one before (and repeats it, so it is dropped)."""
+        frames: list[np.ndarray] = []
+        for k, count in enumerate(plan.segments):
             if options.should_cancel is not None and options.should_cancel():
                 raise Cancelled("cancelled before the clip was made")
+            part = _segment_input(item, count, k, len(plan.segments), frames)
             control = RunControl(
-                on_progress=_share(options.on_progress, k, len(items)),
+                on_progress=_share(options.on_progress, share[0] + k, share[1]),
                 should_cancel=options.should_cancel,
             )
-            out: GenerationOutput = route.engine.generate([item], control)[0]
-            clips.append(retime(list(out.frames), item.num_frames))
-        return clips, began
+            out: GenerationOutput = route.engine.generate([part], control)[0]
+            made = retime(list(out.frames), count)
+            frames += made if k == 0 else made[1:]
+        return frames
 
     def _write(
         self,
@@ -417,7 +495,7 @@ class VideoMaker:
             frames, recipe.to_json(), watermark=marking.watermark, marker=marking.marker
         )
         frames = clip.frames
-        videos, warnings = [], []
+        videos, warnings = [], list(made.notes)
         for name in dict.fromkeys(options.formats):
             video = _write_video(frames, folder, stem, name, recipe, marking, made.source, clip)
             videos.append(video)
@@ -565,6 +643,8 @@ def _recipe(kind: Kind, made: _Made, frame_count: int) -> Recipe:
     }
     if item.camera is not None:
         extras["camera"] = item.camera.to_text()
+    if made.notes:
+        extras["frame_plan"] = "; ".join(made.notes)
     extras.update(made.extras)
     return Recipe(
         prompt=made.prompt,
@@ -604,6 +684,44 @@ def _video_input(
         end_image=end,
         camera=camera,
     )
+
+
+def _frame_plan(route: Route, item: GenerationInput) -> FramePlan:
+    """The engine calls for one clip, by the frame counts its engine advertises."""
+    info = route.engine.info
+    return plan_frames(
+        item.num_frames,
+        info.frame_counts,
+        engine=route.name,
+        can_continue=Capability.IMAGE_TO_VIDEO in info.capabilities,
+    )
+
+
+def _segment_input(
+    item: GenerationInput, count: int, k: int, calls: int, so_far: Sequence[np.ndarray]
+) -> GenerationInput:
+    """Call k of `calls` making `item`: later calls start on the last frame made so far, and
+    only the last call ends where the clip ends (--end, or its first frame for --loop)."""
+    part = dataclasses.replace(item, num_frames=count)
+    if calls == 1:
+        return part
+    if k > 0:
+        part = dataclasses.replace(
+            part,
+            capability=Capability.IMAGE_TO_VIDEO,
+            init_image=so_far[-1],
+            seed=item.seed + k,
+        )
+    if k < calls - 1:
+        return dataclasses.replace(part, loop=False, end_image=None)
+    if item.loop:
+        return dataclasses.replace(part, loop=False, end_image=so_far[0])
+    return part
+
+
+def _preview(options: VideoOptions, done: int, calls: int, frame: np.ndarray) -> None:
+    if options.on_preview is not None:
+        options.on_preview(done * _PROGRESS_SCALE // calls, _PROGRESS_SCALE, frame)
 
 
 def _camera(name: str | None, motion: str, loop: bool) -> CameraPath | None:

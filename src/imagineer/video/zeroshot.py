@@ -31,6 +31,7 @@ from imagineer.engines.base import (
     Capability,
     EngineError,
     EngineInfo,
+    FrameCounts,
     GenerationInput,
     GenerationOutput,
     RunControl,
@@ -188,6 +189,7 @@ class ZeroShotVideoEngine:
                 f"{METHOD}: camera warps of a keyframe, masked re-denoising, motion-compensated "
                 "interpolation; no trained video weights",
             ),
+            frame_counts=FrameCounts(minimum=2),  # any length: base frames are interpolated
         )
 
     @property
