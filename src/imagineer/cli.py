@@ -19,7 +19,7 @@ import typer
 
 from imagineer.config import Settings
 from imagineer.server.keys_cli import app as keys_app
-from imagineer.service.jobs import ImagineJob, JobRequest, RemixJob, UpscaleJob, VaryJob
+from imagineer.service.jobs import ImageJobRequest, ImagineJob, RemixJob, UpscaleJob, VaryJob
 from imagineer.train.cli import app as train_app
 
 if TYPE_CHECKING:
@@ -367,7 +367,7 @@ def verify(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _run(ctx: typer.Context, request: JobRequest, *, queue: bool, as_json: bool) -> None:
+def _run(ctx: typer.Context, request: ImageJobRequest, *, queue: bool, as_json: bool) -> None:
     """Queue the request, or run it here with a progress bar; print the outcome."""
     with _service(ctx) as service:
         if queue:

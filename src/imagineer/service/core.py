@@ -24,11 +24,16 @@ from imagineer.router import Route
 from imagineer.service import batching
 from imagineer.service import plan as planning
 from imagineer.service.jobs import (
+    AnimateJob,
+    ExtendJob,
+    ImageJobRequest,
     ImagineJob,
     JobRequest,
+    ReelJob,
     Strength,
     UpscaleJob,
     VaryJob,
+    VideoJobRequest,
     check_factor,
     check_strength,
     from_payload,
@@ -344,11 +349,14 @@ class Service:
         signed event is posted there when the job ends.
         """
         request = with_absolute_paths(request)
-        text = None if isinstance(request, UpscaleJob) else request.prompt
-        if text is not None:
-            for parsed in parse_all(text):
+        if isinstance(request, AnimateJob | ExtendJob | ReelJob):
+            from imagineer.service.video_jobs import check_video_job
+
+            check_video_job(self.video, request, user)
+        elif not isinstance(request, UpscaleJob) and request.prompt is not None:
+            for parsed in parse_all(request.prompt):
                 planning.check_supported(parsed)
-            self.check_prompt(text, user)
+            self.check_prompt(request.prompt, user)
         return self.runtime.store.submit(
             request.kind,
             to_payload(request),
@@ -361,7 +369,7 @@ class Service:
 
     def perform(
         self,
-        request: JobRequest,
+        request: ImageJobRequest,
         *,
         user: str = "local",
         on_progress: ProgressFn | None = None,
@@ -420,6 +428,8 @@ class Service:
         request = self._attempt_request(job)
         previews = PreviewWriter(self.preview_path(job))
         try:
+            if isinstance(request, AnimateJob | ExtendJob | ReelJob):
+                return self._run_video(request, job.user_id, ctx, previews)
             result = self.perform(
                 request,
                 user=job.user_id,
@@ -430,6 +440,28 @@ class Service:
         finally:
             previews.remove()
         return result.to_dict()
+
+    def _run_video(
+        self,
+        request: VideoJobRequest,
+        user: str,
+        ctx: JobContext,
+        previews: PreviewFn,
+    ) -> dict[str, object]:
+        """A video job, made as `imagineer animate | extend | reel` makes it."""
+        from imagineer.service.video import VideoOptions
+        from imagineer.service.video_jobs import perform_video
+
+        options = VideoOptions(
+            formats=request.formats,
+            out_dir=None if request.out_dir is None else Path(request.out_dir),
+            user=user,
+            steps=request.steps,
+            on_progress=ctx.progress,
+            should_cancel=ctx.cancelled,
+            on_preview=previews,
+        )
+        return perform_video(self.video, request, options).to_dict()
 
     def run_jobs(
         self, jobs: Sequence[Job], ctxs: Sequence[JobContext]

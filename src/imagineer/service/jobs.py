@@ -11,6 +11,11 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 Strength: TypeAlias = Literal["subtle", "strong"]
 STRENGTHS: Final[dict[str, float]] = {"subtle": 0.35, "strong": 0.7}  # image-to-image strength
 UPSCALE_FACTORS: Final = (2, 4)
+Motion: TypeAlias = Literal["low", "high"]
+MOTIONS: Final = ("low", "high")
+VIDEO_FORMATS: Final = ("mp4", "webm", "gif")
+CLIP_SECONDS: Final = (0.5, 20.0)  # what one clip or one extend may last
+REEL_SECONDS: Final = (1.0, 60.0)  # what a reel may last
 
 
 def _check_optional_text(name: str, value: object) -> None:
@@ -108,10 +113,111 @@ class RemixJob:
         _check_steps(self.steps)
 
 
-JobRequest: TypeAlias = ImagineJob | VaryJob | UpscaleJob | RemixJob
+def _check_seconds(seconds: object, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ValueError(f"seconds={seconds!r}: use a number of seconds")
+    if not low <= seconds <= high:
+        raise ValueError(f"seconds={seconds!r}: use {low:g} to {high:g} seconds")
+
+
+def _check_motion(motion: object, *, optional: bool = False) -> None:
+    if motion is None and optional:
+        return
+    if motion not in MOTIONS:
+        raise ValueError(f"motion={motion!r}: use one of {', '.join(MOTIONS)}")
+
+
+def _check_formats(formats: object) -> tuple[str, ...]:
+    if isinstance(formats, str) or not isinstance(formats, list | tuple) or not formats:
+        raise ValueError(f"formats={formats!r}: give a list of {', '.join(VIDEO_FORMATS)}")
+    for name in formats:
+        if name not in VIDEO_FORMATS:
+            raise ValueError(f"video format {name!r}: use {', '.join(VIDEO_FORMATS)}")
+    return tuple(dict.fromkeys(formats))
+
+
+@dataclass(frozen=True)
+class AnimateJob:
+    """Animate one image into a clip that starts on it (`imagineer animate`)."""
+
+    kind: ClassVar[str] = "animate"
+    path: str
+    prompt: str | None = None  # None: the image's own recipe prompt
+    motion: Motion = "low"
+    loop: bool = False
+    end: str | None = None  # an image to end on
+    seconds: float = 5.0
+    formats: tuple[str, ...] = ("mp4",)  # MP4 first: it carries the C2PA manifest
+    out_dir: str | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_path(self.path)
+        _check_optional_text("prompt", self.prompt)
+        _check_motion(self.motion)
+        if not isinstance(self.loop, bool):
+            raise ValueError(f"loop={self.loop!r}: must be true or false")
+        _check_optional_text("end", self.end)
+        if self.loop and self.end is not None:
+            raise ValueError("loop and end conflict: a loop ends on its own first frame")
+        _check_seconds(self.seconds, CLIP_SECONDS)
+        object.__setattr__(self, "formats", _check_formats(self.formats))
+        _check_optional_text("out_dir", self.out_dir)
+        _check_steps(self.steps)
+
+
+@dataclass(frozen=True)
+class ExtendJob:
+    """Make a clip longer: a new clip continues from its last frame (`imagineer extend`)."""
+
+    kind: ClassVar[str] = "extend"
+    path: str  # the clip
+    seconds: float = 4.0  # how much longer
+    prompt: str | None = None  # None: the clip's recipe prompt
+    motion: Motion | None = None  # None: the clip's
+    formats: tuple[str, ...] = ("mp4",)
+    out_dir: str | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_path(self.path)
+        _check_seconds(self.seconds, CLIP_SECONDS)
+        _check_optional_text("prompt", self.prompt)
+        _check_motion(self.motion, optional=True)
+        object.__setattr__(self, "formats", _check_formats(self.formats))
+        _check_optional_text("out_dir", self.out_dir)
+        _check_steps(self.steps)
+
+
+@dataclass(frozen=True)
+class ReelJob:
+    """A finished reel from one prompt: storyboard, shots, cuts, 24 fps (`imagineer reel`)."""
+
+    kind: ClassVar[str] = "reel"
+    prompt: str
+    seconds: float = 10.0
+    formats: tuple[str, ...] = ("mp4",)
+    out_dir: str | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise ValueError(f"prompt={self.prompt!r}: must be non-empty prompt text")
+        _check_seconds(self.seconds, REEL_SECONDS)
+        object.__setattr__(self, "formats", _check_formats(self.formats))
+        _check_optional_text("out_dir", self.out_dir)
+        _check_steps(self.steps)
+
+
+ImageJobRequest: TypeAlias = ImagineJob | VaryJob | UpscaleJob | RemixJob
+VideoJobRequest: TypeAlias = AnimateJob | ExtendJob | ReelJob
+JobRequest: TypeAlias = ImageJobRequest | VideoJobRequest
 JOB_TYPES: Final[dict[str, type[JobRequest]]] = {
-    cls.kind: cls for cls in (ImagineJob, VaryJob, UpscaleJob, RemixJob)
+    cls.kind: cls
+    for cls in (ImagineJob, VaryJob, UpscaleJob, RemixJob, AnimateJob, ExtendJob, ReelJob)
 }
+VIDEO_KINDS: Final = frozenset({AnimateJob.kind, ExtendJob.kind, ReelJob.kind})
 
 
 def to_payload(request: JobRequest) -> dict[str, Any]:
@@ -134,11 +240,17 @@ def from_payload(kind: str, payload: Mapping[str, Any]) -> JobRequest:
 def with_absolute_paths(request: JobRequest) -> JobRequest:
     """The request with its file and folder made absolute (a worker may run elsewhere)."""
     changes: dict[str, str] = {}
-    if isinstance(request, VaryJob | UpscaleJob | RemixJob):
-        path = Path(request.path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {request.path}")
-        changes["path"] = str(path.resolve())
+    if isinstance(request, VaryJob | UpscaleJob | RemixJob | AnimateJob | ExtendJob):
+        changes["path"] = _absolute_file(request.path)
+    if isinstance(request, AnimateJob) and request.end is not None:
+        changes["end"] = _absolute_file(request.end)
     if request.out_dir is not None:
         changes["out_dir"] = str(Path(request.out_dir).expanduser().resolve())
     return dataclasses.replace(request, **changes)  # type: ignore[arg-type]
+
+
+def _absolute_file(name: str) -> str:
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {name}")
+    return str(path.resolve())
