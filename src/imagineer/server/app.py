@@ -17,7 +17,17 @@ from imagineer.server.keys import KeyStore
 from imagineer.server.limits import RateLimiter
 from imagineer.server.media import UrlSigner
 from imagineer.server.options import ServerOptions
-from imagineer.server.routes import events, health, images, jobs, media, prompts, verify, webhooks
+from imagineer.server.routes import (
+    events,
+    health,
+    images,
+    jobs,
+    media,
+    prompts,
+    verify,
+    videos,
+    webhooks,
+)
 from imagineer.server.routes.webhooks import Webhooks
 from imagineer.server.webhooks import DispatcherThread, WebhookDispatcher, master_secret
 from imagineer.server.worker import InProcessWorker
@@ -88,7 +98,7 @@ def create_app(
     app.state.server = state
     app.state.webhooks = hooks
     install_handlers(app)
-    for module in (health, jobs, events, media, verify, images, prompts, webhooks):
+    for module in (health, jobs, events, media, verify, images, prompts, webhooks, videos):
         app.include_router(module.router)
     mount_studio(app)  # the web studio at /, its files under /static/
     return app

@@ -13,7 +13,10 @@ from urllib.parse import quote
 from PIL import Image, UnidentifiedImageError
 
 from imagineer.jobs import Job
+from imagineer.media.images import sidecar_path
 from imagineer.service import GenerationResult
+from imagineer.service.jobs import VIDEO_KINDS
+from imagineer.service.video import VideoResult
 
 UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 MAX_UPLOAD_PIXELS = 4096 * 4096
@@ -34,12 +37,27 @@ def media_path(job_id: str, name: str) -> str:
 
 
 def result_of(job: Job) -> GenerationResult | None:
-    """The typed result of a finished job, or None."""
-    return None if job.result is None else GenerationResult.from_dict(job.result)
+    """The typed result of a finished image job, or None (unfinished, or a video job)."""
+    if job.result is None or job.kind in VIDEO_KINDS:
+        return None
+    return GenerationResult.from_dict(job.result)
+
+
+def video_result_of(job: Job) -> VideoResult | None:
+    """The typed result of a finished video job (animate, extend, reel), or None."""
+    if job.result is None or job.kind not in VIDEO_KINDS:
+        return None
+    return VideoResult.from_dict(job.result)
 
 
 def job_files(job: Job) -> dict[str, Path]:
-    """The files a job made (images and grids), by file name."""
+    """The files a job made, by file name: images and grids, or clips with their recipe
+    sidecars, the poster and the contact sheet."""
+    video = video_result_of(job)
+    if video is not None:
+        clips = [v.path for v in video.videos]
+        stills = [video.poster.path, video.contact_sheet.path]
+        return {p.name: p for p in (*clips, *map(sidecar_path, clips), *stills)}
     result = result_of(job)
     if result is None:
         return {}

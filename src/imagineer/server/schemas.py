@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from imagineer.jobs import Job
+from imagineer.media.images import sidecar_path
 from imagineer.prompts.params import MAX_SEED
-from imagineer.server.media import media_path, result_of
+from imagineer.server.media import media_path, result_of, video_result_of
 from imagineer.server.webhooks import MAX_URL_LEN, check_url
 from imagineer.service import GenerationResult, ModelSummary, from_payload
+from imagineer.service.jobs import CLIP_SECONDS, REEL_SECONDS
+from imagineer.service.video import VideoResult
 
 MAX_PROMPT_CHARS = 4000
 
@@ -63,9 +67,66 @@ class RemixCreate(_FromImage):
     steps: int | None = Field(default=None, ge=1)
 
 
+# --- video jobs -------------------------------------------------------------------------------
+
+VideoFormat = Literal["mp4", "webm", "gif"]
+
+
+def _formats() -> Any:
+    return Field(
+        default=["mp4"],
+        min_length=1,
+        max_length=3,
+        description="files to write; MP4 and GIF carry a C2PA manifest, WebM the watermark only",
+    )
+
+
+class _Clip(_Notified):
+    prompt: str | None = Field(
+        default=None, min_length=1, max_length=MAX_PROMPT_CHARS, description="default: the recipe's"
+    )
+    formats: list[VideoFormat] = _formats()
+    steps: int | None = Field(default=None, ge=1, description="keyframe steps")
+
+
+class ImageRef(_Strict):
+    """An image of one of the caller's finished jobs."""
+
+    job: str = Field(min_length=1, max_length=64)
+    image: int = Field(default=0, ge=0)
+
+
+class AnimateCreate(_Clip):
+    """POST /v1/jobs/{id}/animate: a clip that starts on one image of the job."""
+
+    image: int = Field(default=0, ge=0, description="which image of the job's result")
+    motion: Literal["low", "high"] = "low"
+    loop: bool = Field(default=False, description="end where it starts")
+    end: ImageRef | None = Field(default=None, description="an image to end on")
+    seconds: float = Field(default=5.0, ge=CLIP_SECONDS[0], le=CLIP_SECONDS[1])
+
+
+class ExtendCreate(_Clip):
+    """POST /v1/jobs/{id}/extend: the job's clip and `seconds` more."""
+
+    video: int = Field(default=0, ge=0, description="which clip of the job's result")
+    motion: Literal["low", "high"] | None = Field(default=None, description="default: the clip's")
+    seconds: float = Field(default=4.0, ge=CLIP_SECONDS[0], le=CLIP_SECONDS[1])
+
+
+class ReelCreate(_Notified):
+    """POST /v1/videos/reel: a finished reel from one prompt."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    seconds: float = Field(default=10.0, ge=REEL_SECONDS[0], le=REEL_SECONDS[1])
+    formats: list[VideoFormat] = _formats()
+    steps: int | None = Field(default=None, ge=1, description="keyframe steps")
+
+
 class Progress(BaseModel):
     step: int | None
     total: int | None
+    fraction: float | None = None  # step / total, from 0 to 1
 
 
 class FilePublic(BaseModel):
@@ -83,6 +144,21 @@ class ImagePublic(FilePublic):
     signed: bool
 
 
+class VideoPublic(FilePublic):
+    index: int  # position in the job's videos: what extend takes as "video"
+    format: str  # mp4, webm or gif
+    frame_count: int
+    fps: int
+    seconds: float
+    seed: int
+    width: int
+    height: int
+    prompt: str
+    watermarked: bool
+    signed: bool
+    recipe: FilePublic  # the recipe that re-renders it, as JSON
+
+
 class ResultPublic(BaseModel):
     images: list[ImagePublic]
     grids: list[FilePublic]
@@ -92,6 +168,46 @@ class ResultPublic(BaseModel):
     warnings: list[str]
     withheld: list[str]
     timings: dict[str, float]
+    videos: list[VideoPublic] = []  # a video job's clip, once per format asked for
+    poster: FilePublic | None = None  # a video job's poster frame (PNG)
+    contact_sheet: FilePublic | None = None  # frames of a video job across its length (PNG)
+
+    @classmethod
+    def from_video(cls, job_id: str, result: VideoResult) -> ResultPublic:
+        def file(path: Path) -> FilePublic:
+            return FilePublic(name=path.name, url=media_path(job_id, path.name))
+
+        videos = [
+            VideoPublic(
+                **file(v.path).model_dump(),
+                index=i,
+                format=v.format,
+                frame_count=v.frame_count,
+                fps=v.fps,
+                seconds=round(v.frame_count / v.fps, 3),
+                seed=v.recipe.seed,
+                width=v.recipe.width,
+                height=v.recipe.height,
+                prompt=v.recipe.prompt,
+                watermarked=v.watermarked,
+                signed=v.signed,
+                recipe=file(sidecar_path(v.path)),
+            )
+            for i, v in enumerate(result.videos)
+        ]
+        return cls(
+            images=[],
+            grids=[],
+            seeds=[result.seed],
+            engine=result.engine,
+            model_id=result.model_id,
+            warnings=list(result.warnings),
+            withheld=[],
+            timings=result.timings.to_dict(),
+            videos=videos,
+            poster=file(result.poster.path),
+            contact_sheet=file(result.contact_sheet.path),
+        )
 
     @classmethod
     def from_result(cls, job_id: str, result: GenerationResult) -> ResultPublic:
@@ -132,6 +248,9 @@ class JobPublic(BaseModel):
     steps: int | None = None
     strength: str | None = None
     factor: int | None = None
+    motion: str | None = None  # animate, extend
+    loop: bool | None = None  # animate
+    seconds: float | None = None  # animate, extend (added), reel
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -149,6 +268,12 @@ class JobPublic(BaseModel):
         except ValueError:  # a kind this server does not know: show the rest
             request = None
         result = result_of(job)
+        video = video_result_of(job)
+        public = None
+        if result is not None:
+            public = ResultPublic.from_result(job.id, result)
+        elif video is not None:
+            public = ResultPublic.from_video(job.id, video)
         return cls(
             id=job.id,
             kind=job.kind,
@@ -157,14 +282,21 @@ class JobPublic(BaseModel):
             steps=getattr(request, "steps", None),
             strength=getattr(request, "strength", None),
             factor=getattr(request, "factor", None),
+            motion=getattr(request, "motion", None),
+            loop=getattr(request, "loop", None),
+            seconds=getattr(request, "seconds", None),
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
-            progress=Progress(step=job.progress_step, total=job.progress_total),
+            progress=Progress(
+                step=job.progress_step,
+                total=job.progress_total,
+                fraction=fraction(job.progress_step, job.progress_total),
+            ),
             cancel_requested=job.cancel_requested,
             attempts=job.attempts,
             error=job.error,
-            result=None if result is None else ResultPublic.from_result(job.id, result),
+            result=public,
             webhook_url=job.webhook_url,
         )
 
@@ -174,6 +306,13 @@ class JobsPublic(BaseModel):
     next_cursor: str | None  # pass as ?before= for the next page; None on the last page
 
 
+def fraction(step: int | None, total: int | None) -> float | None:
+    """How far a job is, from 0 to 1; None before it reports."""
+    if step is None or not total:
+        return None
+    return round(min(step, total) / total, 4)
+
+
 class ProgressEvent(BaseModel):
     """One `state` event of GET /v1/jobs/{id}/events."""
 
@@ -181,6 +320,7 @@ class ProgressEvent(BaseModel):
     state: str
     step: int | None
     total: int | None
+    fraction: float | None = None  # step / total, from 0 to 1 (video jobs count thousandths)
 
 
 class PreviewEvent(BaseModel):

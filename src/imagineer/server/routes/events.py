@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from imagineer.jobs import Job, JobNotFound, JobState
 from imagineer.server.deps import PrincipalDep, ServerState, StateDep
-from imagineer.server.schemas import JobPublic, PreviewEvent, ProgressEvent
+from imagineer.server.schemas import JobPublic, PreviewEvent, ProgressEvent, fraction
 from imagineer.service.previews import Preview, read_preview
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -51,7 +51,11 @@ async def _stream(state: ServerState, job: Job) -> AsyncIterator[str]:
         now = (job.state, job.progress_step, job.progress_total)
         if now != last:
             event = ProgressEvent(
-                id=job.id, state=job.state.value, step=job.progress_step, total=job.progress_total
+                id=job.id,
+                state=job.state.value,
+                step=job.progress_step,
+                total=job.progress_total,
+                fraction=fraction(job.progress_step, job.progress_total),
             )
             yield sse("state", event.model_dump_json())
             last, quiet_since = now, time.monotonic()

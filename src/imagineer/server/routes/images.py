@@ -81,7 +81,7 @@ async def edits(
 ) -> ImagesResponse:
     """The uploaded image redrawn with a prompt: vary (image-to-image, default) or remix
     (re-render an imagineer output's recipe with the new prompt at its seeds)."""
-    await _check_form(request, EDIT_FIELDS)
+    await check_form(request, EDIT_FIELDS)
     if mask is not None:
         raise ApiError(400, "mask: inpainting is not supported yet; leave it out", param="mask")
     _check_same_model_and_size(model, size)
@@ -116,7 +116,7 @@ async def variations(
     prompt: Text = None,
 ) -> ImagesResponse:
     """Variations of the uploaded image with new seeds (its recipe's prompt, or `prompt`)."""
-    await _check_form(request, VARIATION_FIELDS)
+    await check_form(request, VARIATION_FIELDS)
     _check_same_model_and_size(model, size)
     path = await _save(state, principal, image)
     folder = out_dir(state, principal)
@@ -155,7 +155,7 @@ async def _save(state: ServerState, principal: Principal, upload: UploadFile) ->
     return str(path)
 
 
-async def _check_form(request: Request, known: frozenset[str]) -> None:
+async def check_form(request: Request, known: frozenset[str]) -> None:
     """Unknown form fields are errors, as unknown JSON fields are."""
     form = await request.form()
     unknown = sorted(set(form.keys()) - known)

@@ -15,7 +15,7 @@ from imagineer.jobs import Job, JobState
 from imagineer.server.auth import Principal
 from imagineer.server.deps import PrincipalDep, ServerState, StateDep
 from imagineer.server.errors import ApiError
-from imagineer.server.media import delete_job_files, result_of
+from imagineer.server.media import delete_job_files, result_of, video_result_of
 from imagineer.server.schemas import (
     JobCreate,
     JobPublic,
@@ -58,7 +58,7 @@ async def create_job(
     body = await _job_create(request)
     job_request = ImagineJob(body.prompt, out_dir=out_dir(state, principal), steps=body.steps)
     return await run_in_threadpool(
-        _submit, state, principal, job_request, idempotency_key, body.webhook_url
+        submit_one, state, principal, job_request, idempotency_key, body.webhook_url
     )
 
 
@@ -119,9 +119,11 @@ def _search_text(job: Job) -> str:
     """What a search looks in: the kind, the prompt asked for and the prompts that ran."""
     prompt = job.payload.get("prompt")
     parts = [job.kind, prompt if isinstance(prompt, str) else ""]
-    result = result_of(job)
+    result, video = result_of(job), video_result_of(job)
     if result is not None:
         parts += [image.recipe.prompt for image in result.images]
+    if video is not None:
+        parts += [clip.recipe.prompt for clip in video.videos[:1]]
     return " ".join(parts).casefold()
 
 
@@ -154,7 +156,7 @@ def vary_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """A new job: a 2x2 grid of variations of one image of a finished job."""
-    source = _source_image(state, principal, job_id, body.image)
+    source = source_image(state, principal, job_id, body.image)
     request = VaryJob(
         str(source),
         strength=body.strength,
@@ -162,7 +164,7 @@ def vary_job(
         out_dir=out_dir(state, principal),
         steps=body.steps,
     )
-    return _submit(state, principal, request, idempotency_key, body.webhook_url)
+    return submit_one(state, principal, request, idempotency_key, body.webhook_url)
 
 
 @router.post("/{job_id}/upscale", status_code=202)
@@ -174,9 +176,9 @@ def upscale_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """A new job: one image of a finished job at 2x or 4x."""
-    source = _source_image(state, principal, job_id, body.image)
+    source = source_image(state, principal, job_id, body.image)
     request = UpscaleJob(str(source), factor=body.factor, out_dir=out_dir(state, principal))
-    return _submit(state, principal, request, idempotency_key, body.webhook_url)
+    return submit_one(state, principal, request, idempotency_key, body.webhook_url)
 
 
 @router.post("/{job_id}/remix", status_code=202)
@@ -188,30 +190,37 @@ def remix_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """A new job: re-render one image's grid from its recipe, optionally with a new prompt."""
-    source = _source_image(state, principal, job_id, body.image)
+    source = source_image(state, principal, job_id, body.image)
     request = RemixJob(
         str(source), prompt=body.prompt, out_dir=out_dir(state, principal), steps=body.steps
     )
-    return _submit(state, principal, request, idempotency_key, body.webhook_url)
+    return submit_one(state, principal, request, idempotency_key, body.webhook_url)
 
 
-def _submit(
+def submit_one(
     state: ServerState,
     principal: Principal,
     request: JobRequest,
     idempotency_key: str | None,
     webhook_url: str | None = None,
 ) -> JobPublic:
+    """Queue one request as the caller's job (quota, limits, idempotency) and show it."""
     (job,) = submit_jobs(
         state, principal, [request], idempotency_key=idempotency_key, webhook_url=webhook_url
     )
     return JobPublic.from_job(job)
 
 
-def _source_image(state: ServerState, principal: Principal, job_id: str, index: int) -> Path:
+def source_image(state: ServerState, principal: Principal, job_id: str, index: int) -> Path:
     """The file of image `index` of the caller's finished job."""
     job: Job = state.service.job(job_id, user=principal.user_id)
     result = result_of(job)
+    if job.state is JobState.DONE and video_result_of(job) is not None:
+        raise ApiError(
+            422,
+            f"job {job_id!r} made a clip, not images: extend it with /v1/jobs/{{id}}/extend",
+            code="unsupported_request",
+        )
     if job.state is not JobState.DONE or result is None:
         raise ApiError(
             409,
