@@ -331,9 +331,9 @@ def test_studio_checks_the_prompt_shows_progress_the_grid_an_upscale_and_ai_info
     tiles = card.locator(".tile img.media:not(.loading)")
     expect(tiles).to_have_count(4)
     assert all(width > 0 for width in tiles.evaluate_all("els => els.map(e => e.naturalWidth)"))
-    animate = card.get_by_role("button", name="Animate image 1")
-    expect(animate).to_have_attribute("aria-disabled", "true")
-    expect(animate).to_have_attribute("title", "Video is not installed on this server")
+    animate = card.get_by_role("button", name="Animate image 1")  # test_web_studio_video
+    expect(animate).to_have_attribute("aria-disabled", "false")
+    expect(animate).to_have_attribute("title", "Animate into a short clip")
     first_width = tiles.first.evaluate("e => e.naturalWidth")
 
     # 3. upscale the first image: a new job whose one image is twice the size

@@ -97,6 +97,7 @@ export function outputsOf(job) {
     ...file,
     index: file.index ?? i,
     kind: "video",
+    poster: result.poster ?? null,
   }));
   return [...images, ...clips];
 }
@@ -170,9 +171,10 @@ export async function features() {
     const paths = Object.keys(spec.paths ?? {});
     const animate = paths.find((p) => /^\/v1\/jobs\/\{[^}]+\}\/animate$/.test(p)) ?? null;
     const animateBody = animate ? bodySchema(spec, spec.paths[animate].post) : null;
-    return { animate, animateBody };
+    const reel = paths.includes("/v1/videos/reel") ? "/v1/videos/reel" : null;
+    return { animate, animateBody, reel };
   } catch {
-    return { animate: null, animateBody: null };
+    return { animate: null, animateBody: null, reel: null };
   }
 }
 

@@ -9,7 +9,7 @@ import { Composer } from "./prompt.js";
 
 class Studio {
   constructor() {
-    this.features = { animate: null };
+    this.features = { animate: null, reel: null };
     this.actions = new Actions(this);
     this.feed = new Feed(this);
     this.panel = new Panel(this);
@@ -24,6 +24,7 @@ class Studio {
 
   async start() {
     this.features = await features();
+    this.composer.render();
     this.health();
     try {
       await this.feed.load();

@@ -6,7 +6,9 @@ import { ago, fill, h, toast } from "./dom.js";
 
 const FINISHED = ["done", "failed", "cancelled"];
 const KIND_LABELS = { imagine: "Imagine", vary: "Vary", upscale: "Upscale", remix: "Remix",
-  animate: "Animate", reel: "Reel" };
+  animate: "Animate", extend: "Extend", reel: "Reel" };
+const VIDEO_KINDS = ["animate", "extend", "reel"];
+const MOTIONS = [["low", "Low motion", "A slow drift"], ["high", "High motion", "About three times faster"]];
 
 /** The actions an output offers; shared by the grid tiles and the details panel. */
 export class Actions {
@@ -14,10 +16,9 @@ export class Actions {
     this.studio = studio;
   }
 
-  async derive(job, output, verb, body) {
+  async derive(job, verb, body) {
     try {
-      const made = await api("POST", `/v1/jobs/${encodeURIComponent(job.id)}/${verb}`,
-        { image: output.index, ...body });
+      const made = await api("POST", `/v1/jobs/${encodeURIComponent(job.id)}/${verb}`, body);
       this.studio.feed.add(made);
       this.studio.show("create");
       return made;
@@ -29,11 +30,11 @@ export class Actions {
   }
 
   vary(job, output, strength) {
-    return this.derive(job, output, "vary", { strength });
+    return this.derive(job, "vary", { image: output.index, strength });
   }
 
   upscale(job, output, factor = 2) {
-    return this.derive(job, output, "upscale", { factor });
+    return this.derive(job, "upscale", { image: output.index, factor });
   }
 
   remix(job, output) {
@@ -45,9 +46,21 @@ export class Actions {
     return Boolean(this.studio.features.animate);
   }
 
-  animate(job, output) {
+  animate(job, output, motion) {
     if (!this.canAnimate) return null;
-    return this.derive(job, output, "animate", {});
+    return this.derive(job, "animate", { image: output.index, motion });
+  }
+
+  /** Animate asks how much motion first, in a small menu under its button. */
+  chooseMotion(job, output, anchor) {
+    const n = output.index + 1;
+    openMenu(anchor, `Motion of image ${n}`, MOTIONS.map(([motion, label, tip]) =>
+      [label, `Animate image ${n} with ${label.toLowerCase()}`, tip,
+        () => this.animate(job, output, motion)]));
+  }
+
+  extend(job, output, seconds = 4) {
+    return this.derive(job, "extend", { video: output.index, seconds });
   }
 
   info(job, output) {
@@ -57,6 +70,10 @@ export class Actions {
   /** The buttons for one output, as [label, aria name, handler, options]. */
   list(job, output) {
     const n = output.index + 1;
+    if (output.kind === "video") {
+      return [["Extend", `Extend clip ${n}`, () => this.extend(job, output),
+        { tip: "Make it 4 seconds longer" }]];
+    }
     const animateOff = !this.canAnimate;
     return [
       ["Subtle", `Vary (subtle) image ${n}`, () => this.vary(job, output, "subtle"),
@@ -67,27 +84,64 @@ export class Actions {
         { tip: "Upscale 2x" }],
       ["Remix", `Remix image ${n}`, () => this.remix(job, output),
         { tip: "Edit the prompt and render again" }],
-      ["Animate", `Animate image ${n}`, () => this.animate(job, output), {
+      ["Animate", `Animate image ${n}`, (button) => this.chooseMotion(job, output, button), {
         tip: animateOff ? "Video is not installed on this server" : "Animate into a short clip",
         disabled: animateOff,
+        menu: true,
       }],
     ].filter(() => output.kind === "image");
   }
 }
 
-/** A button that stays focusable when disabled, so its tooltip still shows. */
-export function actionButton([label, name, handler, { tip, disabled } = {}], cls = "act") {
+/** A button that stays focusable when disabled, so its tooltip still shows. The handler
+ * gets the button (a menu opens under it). */
+export function actionButton([label, name, handler, { tip, disabled, menu } = {}], cls = "act") {
   return h("button", {
     type: "button",
     class: cls,
     title: tip,
     "aria-label": name,
     "aria-disabled": disabled ? "true" : "false",
+    "aria-haspopup": menu ? "menu" : undefined,
     onclick: (event) => {
       event.stopPropagation();
-      if (!disabled) handler();
+      if (!disabled) handler(event.currentTarget);
     },
   }, label);
+}
+
+/** A small menu under `anchor`: [label, aria name, tip, run] choices; it closes on a choice,
+ * Escape or a click elsewhere. */
+export function openMenu(anchor, label, choices) {
+  document.querySelector(".menu")?.remove();
+  const menu = h("div", { class: "menu", role: "menu", "aria-label": label });
+  const close = () => {
+    menu.remove();
+    document.removeEventListener("pointerdown", outside, true);
+    document.removeEventListener("keydown", escape, true);
+  };
+  const outside = (event) => {
+    if (!menu.contains(event.target)) close();
+  };
+  const escape = (event) => {
+    if (event.key === "Escape") close();
+  };
+  menu.append(...choices.map(([text, name, tip, run]) => h("button", {
+    type: "button", role: "menuitem", class: "menu-item", title: tip, "aria-label": name,
+    onclick: (event) => {
+      event.stopPropagation();
+      close();
+      run();
+    },
+  }, text)));
+  document.body.append(menu);
+  const box = anchor.getBoundingClientRect();
+  const below = box.bottom + 6 + menu.offsetHeight <= window.innerHeight;
+  menu.style.left = `${Math.max(8, Math.min(box.left, window.innerWidth - menu.offsetWidth - 8))}px`;
+  menu.style.top = `${below ? box.bottom + 6 : box.top - 6 - menu.offsetHeight}px`;
+  document.addEventListener("pointerdown", outside, true);
+  document.addEventListener("keydown", escape, true);
+  menu.querySelector("button")?.focus();
 }
 
 export class Feed {
@@ -145,7 +199,7 @@ class JobCard {
     try {
       const end = await followJob(this.job.id, {
         onState: (event) => this.update({ ...this.job, state: event.state,
-          progress: { step: event.step, total: event.total } }),
+          progress: { step: event.step, total: event.total, fraction: event.fraction } }),
         onPreview: (event) => {
           this.preview = event;
           this.update(this.job);
@@ -169,10 +223,12 @@ class JobCard {
   head() {
     const job = this.job;
     const outputs = outputsOf(job);
-    const prompt = job.prompt ?? outputs[0]?.prompt ?? "";
+    const prompt = job.prompt ?? outputs[0]?.prompt
+      ?? (VIDEO_KINDS.includes(job.kind) ? "with its source's prompt" : "");
     const kind = job.kind === "vary" && job.strength ? `Vary · ${job.strength}`
       : job.kind === "upscale" && job.factor ? `Upscale ${job.factor}x`
-        : KIND_LABELS[job.kind] ?? job.kind;
+        : job.kind === "animate" && job.motion ? `Animate · ${job.motion}`
+          : KIND_LABELS[job.kind] ?? job.kind;
     const tools = [];
     if (!FINISHED.includes(job.state)) {
       tools.push(h("button", { type: "button", class: "link", onclick: () => this.cancel() },
@@ -196,7 +252,9 @@ class JobCard {
     }
     if (job.state === "cancelled") return h("p", { class: "muted" }, "Cancelled.");
     if (job.state !== "done") return this.progress();
-    const outputs = outputsOf(job);
+    const all = outputsOf(job);
+    // a clip written in several formats shows once (MP4 first); the panel has every file
+    const outputs = all[0]?.kind === "video" ? all.slice(0, 1) : all;
     const notes = [...(job.result.warnings ?? []), ...(job.result.withheld ?? [])];
     return h("div", { class: "job-body" },
       h("div", { class: `results n${Math.min(outputs.length, 4)}` },
@@ -207,8 +265,11 @@ class JobCard {
   progress() {
     const { step, total } = this.job.progress ?? {};
     const fraction = total ? step / total : 0;
+    const video = VIDEO_KINDS.includes(this.job.kind);
     const label = this.job.state === "queued" ? "Queued"
-      : total ? `Rendering · step ${step} of ${total}` : "Starting…";
+      : !total ? "Starting…"
+        : video ? `Rendering clip · ${Math.floor(fraction * 100)}%`
+          : `Rendering · step ${step} of ${total}`;
     const stage = h("div", { class: "stage" });
     if (this.preview) {
       stage.append(h("img", { class: "preview", src: this.preview.image,
@@ -245,6 +306,7 @@ class JobCard {
 
 /** One output of a job: the image (or clip) with its action buttons over it. */
 export function tile(studio, job, output) {
+  if (output.kind === "video") return clipTile(studio, job, output);
   const ratio = output.width && output.height ? `${output.width} / ${output.height}` : "1 / 1";
   const label = `Image ${output.index + 1}`;
   const figure = h("figure", { class: "tile", style: { aspectRatio: ratio },
@@ -262,12 +324,34 @@ export function tile(studio, job, output) {
   return figure;
 }
 
+/** A clip: a looping player with its actions under it (a GIF shows as an image). */
+function clipTile(studio, job, output) {
+  const ratio = output.width && output.height ? `${output.width} / ${output.height}` : "1 / 1";
+  const label = `Clip ${output.index + 1}`;
+  const player = mediaElement(output, { alt: `${label}: ${output.prompt ?? ""}`, autoplay: true });
+  const facts = [output.seconds ? `${output.seconds} s` : null,
+    output.frame_count ? `${output.frame_count} frames` : null, output.format?.toUpperCase()];
+  const buttons = studio.actions.list(job, output).map((spec) => actionButton(spec));
+  buttons.push(actionButton(["Info", `AI info of ${label.toLowerCase()}`,
+    () => studio.actions.info(job, output), { tip: "Details and AI info" }]));
+  return h("figure", { class: "tile clip", dataset: { index: String(output.index) } },
+    h("div", { class: "clip-frame", style: { aspectRatio: ratio } }, player),
+    h("figcaption", { class: "clip-bar" },
+      h("span", { class: "muted small" }, facts.filter(Boolean).join(" · ")),
+      h("span", { class: "clip-actions" }, buttons)));
+}
+
 /** An <img> or <video> whose source is fetched with the key. */
-export function mediaElement(output, { alt = "", controls = true } = {}) {
-  const el = output.kind === "video"
+export function mediaElement(output, { alt = "", controls = true, autoplay = false } = {}) {
+  const playable = output.kind === "video" && output.format !== "gif";
+  const el = playable
     ? h("video", { class: "media", controls, loop: true, muted: true, playsinline: true,
-      preload: "metadata", "aria-label": alt })
+      autoplay, preload: "metadata", "aria-label": alt })
     : h("img", { class: "media loading", alt, decoding: "async" });
+  if (playable) el.muted = true; // the property, not only the attribute, lets it autoplay
+  if (playable && output.poster) {
+    media.url(output.poster.url).then((url) => (el.poster = url), () => {});
+  }
   media.url(output.url).then((url) => {
     el.src = url;
     el.classList.remove("loading");

@@ -34,8 +34,9 @@ export class Panel {
     const token = ++this.token;
     this.el.hidden = false;
     document.body.classList.add("panel-open");
-    fill(this.title, outputs.length > 1 ? `Image ${output.index + 1} of ${outputs.length}`
-      : output.kind === "video" ? "Clip" : "Image");
+    const noun = output.kind === "video" ? "Clip" : "Image";
+    fill(this.title, outputs.length > 1 ? `${noun} ${output.index + 1} of ${outputs.length}`
+      : noun);
     const verdict = h("div", { class: "ai-info", id: "ai-info", "aria-busy": "true" },
       h("p", { class: "muted" }, "Reading the file's marks…"));
     fill(this.body,
@@ -48,6 +49,7 @@ export class Panel {
         output.kind === "image" ? actionButton(["Upscale 4x", `Upscale image ${output.index + 1} 4x`,
           () => this.studio.actions.upscale(job, output, 4), { tip: "Upscale 4x" }], "act wide") : null,
         download(output),
+        ...(output.kind === "video" ? clipFiles(job, output) : []),
       ]),
       h("section", { class: "provenance", "aria-labelledby": "ai-info-title" },
         h("h3", { id: "ai-info-title" }, "AI info"), verdict));
@@ -93,6 +95,8 @@ function facts(job, output) {
   const rows = [
     ["Seed", output.seed],
     ["Size", output.width ? `${output.width} × ${output.height}` : null],
+    ["Length", output.frame_count ? `${output.seconds} s · ${output.frame_count} frames at ${output.fps} fps` : null],
+    ["Format", output.format ? output.format.toUpperCase() : null],
     ["Model", job.result?.model_id],
     ["Engine", job.result?.engine],
     ["Job", `${job.kind} · ${job.id}`],
@@ -101,10 +105,17 @@ function facts(job, output) {
   return h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
 }
 
-function download(output) {
-  const link = h("a", { class: "act wide", download: output.name, href: "#" }, "Download");
+function download(output, label = "Download") {
+  const link = h("a", { class: "act wide", download: output.name, href: "#" }, label);
   media.url(output.url).then((url) => (link.href = url), () => link.remove());
   return link;
+}
+
+/** A clip's other files: its recipe, poster frame and contact sheet. */
+function clipFiles(job, output) {
+  const files = [[output.recipe, "Recipe"], [job.result?.poster, "Poster"],
+    [job.result?.contact_sheet, "Contact sheet"]];
+  return files.filter(([file]) => file).map(([file, label]) => download(file, label));
 }
 
 function verdictView(v) {

@@ -14,6 +14,7 @@ export class Composer {
     this.mirror = document.getElementById("prompt-mirror");
     this.status = document.getElementById("prompt-status");
     this.button = document.getElementById("generate");
+    this.reelButton = document.getElementById("reel");
     this.banner = document.getElementById("remix-banner");
     this.remix = null; // {job, output, original} while remixing
     this.check = null; // the last answer of /v1/prompts/parse, for the text it checked
@@ -38,6 +39,7 @@ export class Composer {
       this.submit();
     });
     document.getElementById("remix-cancel").addEventListener("click", () => this.endRemix());
+    this.reelButton.addEventListener("click", () => this.submit("reel"));
     this.render();
   }
 
@@ -91,6 +93,8 @@ export class Composer {
     this.input.setAttribute("aria-invalid", error ? "true" : "false");
     this.button.disabled = this.busy || !text.trim() || Boolean(error);
     this.button.textContent = this.remix ? "Remix" : "Imagine";
+    this.reelButton.hidden = Boolean(this.remix) || !this.studio.features.reel;
+    this.reelButton.disabled = this.button.disabled;
     fill(this.status, this.statusLine(text, error));
   }
 
@@ -106,7 +110,8 @@ export class Composer {
     return summary(this.check.requests);
   }
 
-  async submit() {
+  /** Queue the prompt: a grid (or a remix), or with what="reel" a reel. */
+  async submit(what = "imagine") {
     const text = this.text.trim();
     if (!text || this.busy) return;
     this.busy = true;
@@ -119,6 +124,8 @@ export class Composer {
         if (text !== original.trim()) body.prompt = text;
         job = await api("POST", `/v1/jobs/${encodeURIComponent(source.id)}/remix`, body);
         this.endRemix(false);
+      } else if (what === "reel") {
+        job = await api("POST", "/v1/videos/reel", { prompt: text });
       } else {
         job = await api("POST", "/v1/jobs", { prompt: text });
       }
