@@ -41,14 +41,14 @@ def make_app(tmp_path: Path) -> Iterator[Make]:
     """Build an app (worker off unless asked) over a runtime in tmp_path; closed afterwards."""
     runtimes: list[Runtime] = []
 
-    def make(**changes: Any) -> tuple[FastAPI, Runtime]:
+    def make(settings: dict[str, Any] | None = None, **changes: Any) -> tuple[FastAPI, Runtime]:
         policy = tmp_path / "policy.toml"
         policy.write_text(DENY_POLICY)
-        settings = quiet_settings(tmp_path, policy_file=policy)
-        runtime = make_runtime(settings)
+        config = quiet_settings(tmp_path, policy_file=policy, **(settings or {}))
+        runtime = make_runtime(config)
         runtimes.append(runtime)
         options = ServerOptions(**{"worker": False, **FAST, **changes})
-        return create_app(settings, runtime=runtime, options=options), runtime
+        return create_app(config, runtime=runtime, options=options), runtime
 
     yield make
     for runtime in runtimes:

@@ -1,8 +1,10 @@
-"""Webhooks: signatures, the outbox and retries, against a real receiver on 127.0.0.1."""
+"""Webhooks: signatures, the outbox and retries, against a real receiver on 127.0.0.1 (which
+the tests allow: a server refuses internal addresses unless its settings say otherwise)."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imagineer.jobs import JobState, JobStore, RetryPolicy, WebhookState
+from imagineer.server.egress import ForbiddenDestination, check_destination
 from imagineer.server.webhooks import (
     InvalidSignature,
     WebhookDispatcher,
@@ -166,7 +169,7 @@ def test_a_job_end_is_delivered_signed_after_failed_attempts(
         claimed = store.claim("w1")
         assert claimed is not None
         store.complete(claimed.id, "w1", {"n": 1}, attempt=claimed.attempts)
-    dispatcher = WebhookDispatcher(store, master, timeout_s=5)
+    dispatcher = WebhookDispatcher(store, master, timeout_s=5, allow_private=True)
     _deliver_until(dispatcher, lambda: len(hook.got) == 3)
     (delivery,) = store.webhooks(job_id=job.id)
     assert delivery.state is WebhookState.DELIVERED and delivery.attempts == 3
@@ -216,7 +219,7 @@ def test_an_unreachable_receiver_is_recorded_and_retried(store: JobStore) -> Non
     assert claimed is not None
     store.fail(claimed.id, "w", "engine exploded")  # retried: not an end yet
     assert store.webhooks(job_id=job.id) == []
-    dispatcher = WebhookDispatcher(store, b"k" * 48, timeout_s=2)
+    dispatcher = WebhookDispatcher(store, b"k" * 48, timeout_s=2, allow_private=True)
     store.cancel(job.id)
     _deliver_until(dispatcher, lambda: store.webhooks(job_id=job.id)[0].state.value == "failed")
     (delivery,) = store.webhooks(job_id=job.id)
@@ -231,7 +234,7 @@ def test_api_job_with_a_webhook_posts_its_end_to_the_receiver(
     make_app: Make,  # noqa: F811 - the fixture imported above
     receiver: Callable[..., Receiver],
 ) -> None:
-    app, runtime = make_app(worker=True)
+    app, runtime = make_app(worker=True, settings={"webhook_allow_private": True})
     with TestClient(app, client=LOCAL) as client:
         secret = client.get("/v1/webhooks/secret").json()["secret"]
         hook = receiver(secret, fail_first=1)
@@ -257,3 +260,100 @@ def test_api_job_with_a_webhook_posts_its_end_to_the_receiver(
         assert client.get(f"/v1/jobs/{created['id']}/webhooks", headers=other).status_code == 404
         assert client.get("/v1/webhooks/secret", headers=other).json()["secret"] != secret
     assert runtime.store.get(created["id"]).state is JobState.DONE
+
+
+# --- where webhooks may go (no SSRF) -------------------------------------------------------------
+
+INTERNAL = [
+    ("http://127.0.0.1:8000/hook", "loopback"),
+    ("http://localhost/hook", "localhost resolves to 127.0.0.1, which is a loopback"),
+    ("http://[::1]/hook", "loopback"),
+    ("http://10.1.2.3/hook", "private"),
+    ("https://172.16.0.1/hook", "private"),
+    ("http://192.168.1.20:8080/hook", "private"),
+    ("http://[fd00::1]/hook", "private"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),  # a cloud's metadata service
+    ("http://[fe80::1]/hook", "link-local"),
+    ("http://0.0.0.0/hook", "unspecified"),
+    ("http://224.0.0.1/hook", "multicast"),
+    ("http://[::ffff:127.0.0.1]/hook", "loopback"),  # IPv4 inside IPv6
+    ("http://[64:ff9b::a9fe:a9fe]/hook", "link-local"),  # 169.254.169.254 through NAT64
+    ("http://100.64.0.1/hook", "non-public"),
+]
+
+
+def test_internal_addresses_are_refused_unless_allowed() -> None:
+    for url, why in INTERNAL:
+        with pytest.raises(ForbiddenDestination, match=re.escape(why)):
+            check_destination(url, allow_private=False)
+        check_destination(url, allow_private=True)  # the operator's choice
+
+    def names(host: str, port: int) -> list[str]:
+        table = {"hooks.example": ["93.184.216.34"], "split.example": ["93.184.216.34", "10.0.0.7"]}
+        if host not in table:
+            raise OSError(-2, "Name or service not known")
+        return table[host]
+
+    check_destination("https://hooks.example/in", allow_private=False, resolver=names)
+    check_destination("http://93.184.216.34/in", allow_private=False, resolver=names)
+    check_destination("http://[2606:4700::1111]/in", allow_private=False, resolver=names)
+    # one internal address among public ones is enough to refuse the name
+    with pytest.raises(
+        ForbiddenDestination, match=re.escape("resolves to 10.0.0.7, which is a private")
+    ):
+        check_destination("https://split.example/in", allow_private=False, resolver=names)
+    with pytest.raises(ForbiddenDestination, match="does not resolve"):
+        check_destination("https://nowhere.example/in", allow_private=False, resolver=names)
+
+
+def test_api_refuses_internal_webhook_urls_with_a_422_and_queues_nothing(
+    make_app: Make,  # noqa: F811 - the fixture imported above
+) -> None:
+    app, _ = make_app()
+    with TestClient(app, client=LOCAL) as client:
+        for url, why in INTERNAL:
+            answer = client.post("/v1/jobs", json={"prompt": "a fox", "webhook_url": url})
+            assert answer.status_code == 422, (url, answer.text)
+            error = answer.json()["error"]
+            assert (error["param"], error["code"]) == ("webhook_url", "webhook_url_refused")
+            assert why in error["message"] and "public" in error["message"], error
+        assert client.get("/v1/jobs").json()["data"] == []
+        created = client.post(
+            "/v1/videos/reel", json={"prompt": "hills", "webhook_url": INTERNAL[0][0]}
+        )
+        assert created.status_code == 422  # every route that takes a webhook_url checks it
+
+
+def test_delivery_checks_the_address_again_and_refuses_an_internal_one(
+    store: JobStore, receiver: Callable[..., Receiver]
+) -> None:
+    """A job whose host resolved to a public address when it was made, and to 127.0.0.1 when
+    its event is due (DNS rebinding), is not delivered; the attempt says why and is retried."""
+    master = b"k" * 48
+    hook = receiver(user_secret(master, "alice"))
+    port = int(hook.url.rsplit(":", 1)[1].split("/")[0])
+    answers = {"hooks.example": ["93.184.216.34"]}
+
+    def dns(host: str, _port: int) -> list[str]:
+        return answers[host]
+
+    url = f"http://hooks.example:{port}/hook"
+    check_destination(url, allow_private=False, resolver=dns)  # what creating the job checked
+    answers["hooks.example"] = ["127.0.0.1"]  # the name now points inside
+    rebound = store.submit("imagine", {}, user_id="alice", webhook_url=url)
+    direct = store.submit("imagine", {}, user_id="alice", webhook_url=hook.url)
+    store.cancel(rebound.id)
+    store.cancel(direct.id)
+    guarded = WebhookDispatcher(store, master, timeout_s=2, resolver=dns)
+    assert guarded.deliver_due() == 2
+    for job, why in [(rebound, "hooks.example resolves to 127.0.0.1"), (direct, "127.0.0.1 is")]:
+        (delivery,) = store.webhooks(job_id=job.id)
+        assert delivery.state is WebhookState.PENDING and delivery.attempts == 1
+        assert delivery.last_status is None and delivery.last_error is not None
+        assert why in delivery.last_error and "loopback" in delivery.last_error
+    assert hook.got == []  # the receiver listens there: the guard, not the network, said no
+    # The same deliveries go through once the operator allows internal addresses.
+    allowed = WebhookDispatcher(store, master, timeout_s=2, allow_private=True)
+    _deliver_until(allowed, lambda: len(hook.got) == 1)
+    (delivery,) = store.webhooks(job_id=direct.id)
+    assert delivery.state is WebhookState.DELIVERED and delivery.attempts == 2

@@ -34,6 +34,10 @@ class Settings:
     # Master secret of webhook signatures (each user's secret derives from it); None: a random
     # one kept in data_dir. Worker processes on other machines need the same value.
     webhook_secret: str | None = field(default=None, repr=False)
+    # Let webhooks go to loopback, private, link-local and other internal addresses. Off: a key
+    # holder must not make the server call its own network (SSRF); on only when every key
+    # holder may reach that network anyway (one user, a lab, tests).
+    webhook_allow_private: bool = False
 
     @property
     def jobs_url(self) -> str:
@@ -72,6 +76,7 @@ _FIELDS: dict[str, type] = {
     "policy_file": Path,
     "output_check": bool,
     "webhook_secret": str,
+    "webhook_allow_private": bool,
 }
 
 

@@ -109,7 +109,10 @@ def _webhooks(settings: Settings, runtime: Runtime, options: ServerOptions) -> W
     master = master_secret(settings)
     if not options.webhooks:
         return Webhooks(master, None)
-    return Webhooks(master, DispatcherThread(WebhookDispatcher(runtime.store, master)))
+    dispatcher = WebhookDispatcher(
+        runtime.store, master, allow_private=settings.webhook_allow_private
+    )
+    return Webhooks(master, DispatcherThread(dispatcher))
 
 
 def _shut_down(state: ServerState, own_runtime: bool) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from imagineer.jobs import Job
 from imagineer.server.auth import Principal
 from imagineer.server.deps import ServerState
+from imagineer.server.egress import ForbiddenDestination, check_destination
 from imagineer.server.errors import ApiError
 from imagineer.server.limits import quota_wait_s, start_of_day
 from imagineer.server.media import user_folder
@@ -30,7 +31,10 @@ def submit_jobs(
 ) -> list[Job]:
     """Queue the requests as the caller's jobs; 429 over the daily quota, 422 over max steps.
 
-    webhook_url (each job's end is posted there, signed) is checked by the request schema."""
+    webhook_url (each job's end is posted there, signed): its form is checked by the request
+    schema, where it points here (422 for an internal address, unless the settings allow)."""
+    if webhook_url is not None:
+        check_webhook(state, webhook_url)
     limit = state.options.max_steps
     for request in requests:
         steps = None if isinstance(request, UpscaleJob) else request.steps
@@ -56,3 +60,14 @@ def submit_jobs(
         )
         for request in requests
     ]
+
+
+def check_webhook(state: ServerState, url: str) -> None:
+    """422 unless the server may post to `url` (a public address; see egress)."""
+    allow = state.settings.webhook_allow_private
+    try:
+        check_destination(url, allow_private=allow)
+    except ForbiddenDestination as exc:
+        raise ApiError(
+            422, f"webhook_url: {exc}", code="webhook_url_refused", param="webhook_url"
+        ) from None

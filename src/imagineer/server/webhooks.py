@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from imagineer.config import Settings
 from imagineer.jobs import Job, JobNotFound, JobStore, WebhookDelivery
+from imagineer.server.egress import Resolver, resolve, webhook_transport
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ def verify(
 
 
 def check_url(url: str) -> str:
-    """A webhook URL as given, or ValueError saying what to fix."""
+    """A webhook URL as given, or ValueError saying what to fix (its form only: where it
+    points is checked by egress.check_destination, with the server's settings)."""
     if not isinstance(url, str) or len(url) > MAX_URL_LEN:
         raise ValueError(f"webhook_url: use an http(s) URL of at most {MAX_URL_LEN} characters")
     try:
@@ -174,7 +176,11 @@ def event_body(delivery: WebhookDelivery, job: Job | None) -> str:
 
 class WebhookDispatcher:
     """Sends due webhook deliveries and records each attempt; any number of these (one per
-    server and worker process) can share a store: each delivery is leased to one at a time."""
+    server and worker process) can share a store: each delivery is leased to one at a time.
+
+    Unless allow_private, each connection goes to a public address only, checked when it is
+    opened (see egress); a refused address is recorded and retried like any failed attempt.
+    """
 
     def __init__(
         self,
@@ -186,6 +192,8 @@ class WebhookDispatcher:
         body: EventBody = event_body,
         clock: Callable[[], float] = time.time,
         transport: httpx.BaseTransport | None = None,
+        allow_private: bool = False,
+        resolver: Resolver = resolve,
     ) -> None:
         for name, value in (("timeout_s", timeout_s), ("poll_s", poll_s)):
             if not math.isfinite(value) or value <= 0:
@@ -194,6 +202,7 @@ class WebhookDispatcher:
         self._timeout_s, self._poll_s = timeout_s, poll_s
         self._body, self._clock = body, clock
         self._transport = transport
+        self._allow_private, self._resolver = allow_private, resolver
 
     def run(self, stop_event: threading.Event) -> None:
         """Deliver until stop_event is set."""
@@ -218,10 +227,13 @@ class WebhookDispatcher:
     def _client(self) -> httpx.Client:
         # No redirects (a receiver answers 2xx itself) and no proxy settings from the
         # environment: events go straight to the URL the job named.
+        transport = self._transport or webhook_transport(
+            allow_private=self._allow_private, resolver=self._resolver
+        )
         return httpx.Client(
             timeout=self._timeout_s,
             follow_redirects=False,
-            transport=self._transport,
+            transport=transport,
             trust_env=False,
         )
 

@@ -111,8 +111,13 @@ def serve_worker(
     thread = WorkerThread(worker)
     dispatcher = None
     if options.webhooks:
-        master = master_secret(service.runtime.settings)
-        dispatcher = DispatcherThread(WebhookDispatcher(service.runtime.store, master))
+        settings = service.runtime.settings
+        master = master_secret(settings)
+        dispatcher = DispatcherThread(
+            WebhookDispatcher(
+                service.runtime.store, master, allow_private=settings.webhook_allow_private
+            )
+        )
     stop = stop or threading.Event()
     previous = _on_signals(stop)
     try:
