@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -183,16 +184,38 @@ def test_failed_write_leaves_old_file_and_no_temp(
     before = path.read_bytes()
     real_save = Image.Image.save
 
-    def crash_midway(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
-        Path(str(fp)).write_bytes(b"\x89PNG half")
+    def crash_midway(self: Image.Image, fp: io.BytesIO, *args: object, **kwargs: object) -> None:
+        fp.write(b"\x89PNG half")
         raise OSError("disk full")
 
+    def seal_fails(data: bytes, final: Path) -> bytes:
+        raise ValueError("cannot sign")
+
+    flipped = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    with pytest.raises(ValueError, match="cannot sign"):
+        save_image(flipped, path, recipe=recipe, seal=seal_fails)
     monkeypatch.setattr(Image.Image, "save", crash_midway)
     with pytest.raises(OSError, match="disk full"):
-        save_image(picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT), path, recipe=recipe)
+        save_image(flipped, path, recipe=recipe)
     monkeypatch.setattr(Image.Image, "save", real_save)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.png.json"]
+
+
+def test_seal_changes_the_bytes_written_once(
+    tmp_path: Path, recipe: Recipe, picture: Image.Image
+) -> None:
+    seen: list[tuple[bytes, Path]] = []
+
+    def seal(data: bytes, final: Path) -> bytes:
+        seen.append((data, final))
+        return data + b"sealed"
+
+    path = save_image(picture, tmp_path / "a", fmt="png", recipe=recipe, seal=seal)
+    ((data, final),) = seen
+    assert final == path == tmp_path / "a.png"
+    assert data.startswith(b"\x89PNG") and path.read_bytes() == data + b"sealed"
+    assert read_recipe(path) == recipe
 
 
 def test_creates_missing_folders(tmp_path: Path, picture: Image.Image) -> None:

@@ -146,6 +146,37 @@ def test_sign_and_read_each_image_format(
     assert not pc.read_manifest(src).present
 
 
+def test_signing_bytes_in_memory_equals_signing_the_file(
+    identity: SigningIdentity, tmp_path: Path
+) -> None:
+    src = write(picture(), tmp_path / "a.png")
+
+    def sign(path: Path) -> bytes:
+        return pc.sign_bytes(
+            src.read_bytes(),
+            path,
+            identity=identity,
+            action="created",
+            recipe_json=RECIPE,
+            model="embedded-v1",
+            model_hash=MODEL_HASH,
+        )
+
+    (tmp_path / "b.png").write_bytes(sign(tmp_path / "b.png"))
+    from_memory = pc.read_manifest(tmp_path / "b.png")
+    from_file = pc.read_manifest(sign_created(src, identity))
+    assert from_memory.validation_state == "Valid"
+    assert (from_memory.actions, from_memory.recipe_json, from_memory.watermark_payload) == (
+        from_file.actions,
+        from_file.recipe_json,
+        from_file.watermark_payload,
+    )
+    flip_pixel_byte(tmp_path / "b.png")
+    assert pc.read_manifest(tmp_path / "b.png").content_changed
+    with pytest.raises(pc.ProvenanceError, match="WebM"):
+        sign(tmp_path / "c.webm")
+
+
 def test_trust_anchor_makes_it_trusted(identity: SigningIdentity, tmp_path: Path) -> None:
     signed = sign_created(write(picture(), tmp_path / "a.png"), identity)
     report = pc.read_manifest(signed, trust_anchors=identity.trust_anchor_pem)

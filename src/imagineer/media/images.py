@@ -11,9 +11,10 @@ An optional XMP packet (built elsewhere) is written into the same file in the sa
 
 from __future__ import annotations
 
+import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from imagineer.media.files import atomic_path, atomic_write_bytes
+from imagineer.media.files import atomic_write_bytes
 from imagineer.provenance.recipe import RECIPE_SCHEMA, Recipe
 
 PNG_RECIPE_KEY: Final = "imagineer:recipe"
@@ -102,12 +103,15 @@ def save_image(
     fmt: str | None = None,
     quality: int = 92,
     xmp: bytes | None = None,
+    seal: Callable[[bytes, Path], bytes] | None = None,
 ) -> Path:
     """Write `image` atomically with its recipe embedded and beside it; return the path written.
 
     `fmt` ("png", "jpeg", "webp") defaults to the suffix of `path`. `quality` (1-100) applies
     to JPEG and WebP. `xmp` is an XMP packet to embed as well. With `recipe=None` no recipe
     is written and a stale sidecar from an earlier file of the same name is removed.
+    `seal(data, path)` returns the encoded bytes changed before they are written (e.g. signed
+    with a C2PA manifest), so a signed file is encoded and written once.
     """
     # 1. check inputs
     path, chosen = resolve_image_path(Path(path), fmt)
@@ -122,8 +126,10 @@ def save_image(
         raise ValueError(f"quality={quality!r}: use an integer from 1 to 100")
     # 2. build the metadata, 3. write the image, 4. write or clear the sidecar
     options = _save_options(chosen, recipe, quality, xmp)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format=chosen.pil_name, **options)
+    buffer = io.BytesIO()
+    image.save(buffer, format=chosen.pil_name, **options)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data if seal is None else seal(data, path))
     write_sidecar(path, recipe)
     return path
 

@@ -9,6 +9,7 @@ assertions carry the recipe, the model and its hash, and whether the pixels hold
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -143,17 +144,58 @@ def sign_file(
         if action == "edited":
             builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
             _add_ingredients(builder, parents)
-        signer = c2pa.Signer.from_info(
-            c2pa.C2paSignerInfo(
-                identity.algorithm.encode(), identity.cert_chain_pem, identity.key_pem, None
-            )
-        )
-        _sign_atomic(builder, signer, mime, src, dst)
+        _sign_atomic(builder, _signer(identity), mime, src, dst)
     except c2pa.C2paError as err:
         raise ProvenanceError(f"signing {src.name} failed: {err}") from err
     finally:
         builder.close()
     return dst
+
+
+def sign_bytes(
+    data: bytes,
+    path: Path,
+    *,
+    identity: SigningIdentity,
+    action: Action,
+    recipe_json: str,
+    model: str,
+    model_hash: str,
+    parents: Sequence[Path] = (),
+    mixes_user_media: bool = False,
+    watermarked: bool = True,
+    watermark_note: str = "",
+) -> bytes:
+    """`data`, the bytes of a file about to be written at `path`, signed as `sign_file` signs
+    them: a writer that encodes in memory then writes the file once, signed."""
+    # 1. check inputs
+    name = Path(path).name
+    mime = mime_type(Path(path))
+    recipe = _recipe_object(recipe_json)
+    check_action(action, parents)
+    # 2. the manifest, 3. the signer, 4. sign from memory into memory
+    manifest = _manifest(name, mime, action, recipe, model, model_hash, mixes_user_media)
+    manifest["assertions"].append(_watermark_assertion(recipe_json, watermarked, watermark_note))
+    builder = c2pa.Builder(manifest, _context(None))
+    signed = io.BytesIO()
+    try:
+        if action == "edited":
+            builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            _add_ingredients(builder, parents)
+        builder.sign(_signer(identity), mime, io.BytesIO(data), signed)
+    except c2pa.C2paError as err:
+        raise ProvenanceError(f"signing {name} failed: {err}") from err
+    finally:
+        builder.close()
+    return signed.getvalue()
+
+
+def _signer(identity: SigningIdentity) -> c2pa.Signer:
+    return c2pa.Signer.from_info(
+        c2pa.C2paSignerInfo(
+            identity.algorithm.encode(), identity.cert_chain_pem, identity.key_pem, None
+        )
+    )
 
 
 def read_manifest(path: Path, *, trust_anchors: bytes | None = None) -> ManifestReport:

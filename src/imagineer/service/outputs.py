@@ -6,6 +6,7 @@ the manifest signs the final bytes, so it comes last (see docs/provenance.md).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,14 +89,12 @@ def write_output(
     if marked:
         payload = wm.payload_for_recipe(recipe_json)
         image = wm.embed(image.convert("RGB"), payload, marker=marking.marker)
-    # 2. IPTC/XMP labels and the recipe go into the file, with a sidecar beside it
-    tags = iptc.tags_for(model=recipe.model or recipe.engine, mixes_user_media=mixes_user_media)
-    path = save_image(image, path, recipe=recipe, xmp=iptc.build_xmp(tags))
-    # 3. the manifest signs the final bytes, in place
+    # 2. IPTC/XMP labels and the recipe go into the file, with a sidecar beside it;
+    # 3. the manifest signs the final bytes before the one write
+    seal = None
     if marking.identity is not None:
-        c2pa.sign_file(
-            path,
-            path,
+        seal = functools.partial(
+            c2pa.sign_bytes,
             identity=marking.identity,
             action=action,
             recipe_json=recipe_json,
@@ -106,6 +105,8 @@ def write_output(
             watermarked=marked,
             watermark_note=reason,
         )
+    tags = iptc.tags_for(model=recipe.model or recipe.engine, mixes_user_media=mixes_user_media)
+    path = save_image(image, path, recipe=recipe, xmp=iptc.build_xmp(tags), seal=seal)
     return WrittenFile(path, recipe, marked, marking.identity is not None)
 
 
