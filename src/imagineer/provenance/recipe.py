@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -43,6 +44,7 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.cache  # reading the metadata parses files: once per process, not per output
 def installed_version(distribution: str) -> str:
     """The installed version of a package (read from its metadata, not imported), or ""."""
     try:
