@@ -80,3 +80,20 @@ def test_tile_is_seamless_at_the_base_size(tiny_engine: EmbeddedEngine) -> None:
     edge = (x[..., 0] - x[..., -1]).abs().mean()
     inner = (x[..., 1:] - x[..., :-1]).abs().mean()
     assert edge < 3 * inner
+
+
+def test_cpu_upscales_big_batches_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    upscaler = Upscaler(UpscalerConfig.tiny()).eval()
+    seen: list[int] = []
+    forward = Upscaler.forward
+
+    def counted(self: Upscaler, x: torch.Tensor) -> torch.Tensor:
+        seen.append(len(x))
+        return forward(self, x)
+
+    monkeypatch.setattr(Upscaler, "forward", counted)
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    out = upscaler.upscale(x, 4)
+    assert out.shape == (6, 3, 32, 32)
+    assert seen == [4, 4, 2, 2]  # each chunk goes to full size before the next starts
+    assert torch.equal(out[4:], upscaler.upscale(x[4:], 4))

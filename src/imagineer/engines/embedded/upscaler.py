@@ -36,6 +36,11 @@ class _Block(nn.Module):
         return x + self.conv2(F.silu(self.conv1(x)))
 
 
+# Images per forward pass on a CPU: measured per image at 256 px output, a batch of 16 runs
+# about 1.8x slower than batches of 4 (the activations outgrow the caches), 4 as fast as 1.
+CPU_CHUNK = 4
+
+
 class Upscaler(nn.Module):
     """x (B, 3, H, W) in [-1, 1] -> (B, 3, 2H, 2W): bilinear plus a learned residual."""
 
@@ -69,10 +74,17 @@ class Upscaler(nn.Module):
 
     @torch.no_grad()
     def upscale(self, x: torch.Tensor, factor: int) -> torch.Tensor:
-        """Apply the 2x step log2(factor) times; factor must be a power of two."""
+        """Apply the 2x step log2(factor) times; factor must be a power of two.
+
+        On a CPU a big batch runs in chunks of CPU_CHUNK images, each taken to full size
+        before the next starts; a batch of at most CPU_CHUNK is one pass, as on a GPU.
+        """
         if factor < 1 or factor & (factor - 1):
             raise ValueError(f"upscale factor {factor}: use 1, 2, 4 or 8")
-        while factor > 1:
-            x = self(x).clamp(-1, 1)
-            factor //= 2
-        return x
+        chunk = CPU_CHUNK if x.device.type == "cpu" else max(1, len(x))
+        parts = []
+        for part in x.split(chunk):
+            for _ in range(factor.bit_length() - 1):
+                part = self(part).clamp(-1, 1)
+            parts.append(part)
+        return torch.cat(parts)
