@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import io
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -15,7 +16,10 @@ from PIL import Image, UnidentifiedImageError
 from imagineer.jobs import Job
 from imagineer.media.images import sidecar_path
 from imagineer.service import GenerationResult
+from imagineer.service.batching import job_root
 from imagineer.service.jobs import VIDEO_KINDS
+from imagineer.service.previews import FOLDER as PREVIEWS
+from imagineer.service.previews import preview_file
 from imagineer.service.video import VideoResult
 
 UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
@@ -64,14 +68,26 @@ def job_files(job: Job) -> dict[str, Path]:
     return {path.name: path for path in (*result.paths, *result.grids)}
 
 
-def delete_job_files(job: Job, media_dir: Path) -> int:
-    """Delete the files a job made inside the media folder (never elsewhere); how many."""
-    root = media_dir.resolve()
+def delete_job_files(job: Job, media_dir: Path, output_dir: Path) -> int:
+    """Delete everything a job made, inside its owner's media folder only; how many files.
+
+    That is the job's own folder (<user>/<job id>: every attempt's outputs with their recipe
+    sidecars, a clip's poster and contact sheet with theirs), its progress preview, and for jobs
+    from before per-job folders the files its result names directly in the user's folder.
+    Another job's files are never touched: not the image an animation started from, nor the
+    clip an extend continued (they live in their own jobs' folders). Uploads stay.
+    """
+    owner = user_folder(media_dir, job.user_id).resolve()
     count = 0
-    for path in job_files(job).values():
-        resolved = path.resolve()
-        if resolved.is_relative_to(root) and resolved.is_file():
-            resolved.unlink()
+    folder = job_root(job.payload, job.id, output_dir)
+    if folder.is_dir() and not folder.is_symlink() and folder.resolve().parent == owner:
+        count += sum(1 for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+        shutil.rmtree(folder)
+    flat = [*job_files(job).values(), preview_file(job.payload, job.id, output_dir)]
+    for path in {*flat, *map(sidecar_path, flat)}:
+        parent = path.parent.resolve()
+        if (parent == owner or parent == owner / PREVIEWS) and path.is_file():
+            path.unlink()
             count += 1
     return count
 

@@ -143,7 +143,7 @@ def delete_job(job_id: str, state: StateDep, principal: PrincipalDep) -> Respons
     """Forget a job that is not running, and delete its files."""
     job = state.service.job(job_id, user=principal.user_id)
     state.store.delete(job_id, user_id=principal.user_id)
-    delete_job_files(job, state.media_dir)
+    delete_job_files(job, state.media_dir, state.settings.output_dir)
     return Response(status_code=204)
 
 
