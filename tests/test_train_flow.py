@@ -115,3 +115,45 @@ def test_object_weight_needs_masks(tmp_path: Path, tiny_data: Path) -> None:
     trainer = Trainer(config(bare, tmp_path / "run", object_weight=4.0), log=lambda _: None)
     with pytest.raises(FileNotFoundError, match="imagineer train masks"):
         trainer.train()
+
+
+def test_a_unet_grows_position_aware_attention_without_changing_its_output() -> None:
+    from dataclasses import replace
+
+    from imagineer.engines.embedded.text import TextStates
+    from imagineer.engines.embedded.unet import UNet, load_grown
+
+    old_cfg = replace(TINY, attn_coords=False)
+    torch.manual_seed(0)
+    old = UNet(old_cfg).eval()
+    for p in old.parameters():  # no zero-initialised layers: every part must matter
+        torch.nn.init.normal_(p, std=0.05)
+    grown = UNet(replace(TINY, attn_coords=True)).eval()
+    assert load_grown(grown, old.state_dict(), old_cfg) is True
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([0.3, 0.9])
+    text = TextStates(torch.randn(2, 5, TINY.text_dim), torch.ones(2, 5, dtype=torch.bool))
+    with torch.no_grad():
+        assert torch.equal(old(x, t, text), grown(x, t, text))
+    # Weights saved before the field existed load as a model without it.
+    legacy = {k: v for k, v in old_cfg.to_dict().items() if k != "attn_coords"}
+    assert UNetConfig.from_dict(legacy) == old_cfg
+    # Anything but that growth is refused, naming both shapes.
+    with pytest.raises(ValueError, match="do not fit"):
+        load_grown(old, grown.state_dict(), replace(TINY, channels=(8, 32)))
+
+
+def test_training_resumes_an_old_checkpoint_into_the_grown_model(
+    tmp_path: Path, tiny_data: Path
+) -> None:
+    from dataclasses import replace
+
+    run = tmp_path / "run"
+    old_cfg = replace(TINY, attn_coords=False)
+    Trainer(config(tiny_data, run, unet=old_cfg), log=lambda _: None).train()
+    grown = Trainer(config(tiny_data, run), log=lambda _: None)  # default: attn_coords on
+    assert grown.step > 0 and not grown.resumed_with_optimiser
+    grown.train()
+    moved = [
+        p for name, p in grown.model.named_parameters() if ".pos." in name and p.abs().sum() > 0
+    ]
+    assert moved, "the new position layers did not train"

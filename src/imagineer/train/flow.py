@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from imagineer.engines.embedded.engine import read_exported
 from imagineer.engines.embedded.text import TextStates
-from imagineer.engines.embedded.unet import UNet, UNetConfig
+from imagineer.engines.embedded.unet import UNet, UNetConfig, grows_into, load_grown
 from imagineer.train import data as data_mod
 
 
@@ -110,24 +110,27 @@ class Trainer:
                 self._start_from_export(self.cfg.init)
             return
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        if "opt" in state:
+        saved = UNetConfig.from_dict(state["unet"]) if "unet" in state else self.cfg.unet
+        grew = load_grown(self.model, state["model"], saved)
+        load_grown(self.ema, state["ema"], saved)
+        if grew:  # the optimiser's moments do not cover the new parts: start it afresh
+            self.log(f"grew the model from {saved} to {self.cfg.unet} (fresh optimiser)")
+        elif "opt" in state:
             self.opt.load_state_dict(state["opt"])
         self.step = state["step"]
         self.seconds = state["seconds"]
         self.gen.set_state(state["gen"])
-        self.resumed_with_optimiser = "opt" in state
+        self.resumed_with_optimiser = "opt" in state and not grew
         self.log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")
 
     def _start_from_export(self, path: Path) -> None:
         """Continue from exported EMA weights (what the repo ships): a compact resume."""
         exported = read_exported(path)
         shipped = UNetConfig.from_dict(exported.config)
-        if shipped != self.cfg.unet:
+        if not grows_into(shipped, self.cfg.unet):
             raise ValueError(f"{path} was trained with {shipped}, not {self.cfg.unet}")
-        self.model.load_state_dict(exported.state)
-        self.ema.load_state_dict(exported.state)
+        load_grown(self.model, exported.state, shipped)
+        load_grown(self.ema, exported.state, shipped)
         self.step = int(exported.meta.get("step", "0"))
         self.seconds = float(exported.meta.get("trained_minutes", "0")) * 60
         self.log(f"started from {path} at step {self.step} (fresh optimiser, warm-up again)")

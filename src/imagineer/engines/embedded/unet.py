@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,9 @@ class UNetConfig:
     time_dim: int = 256
     groups: int = 16  # GroupNorm groups
     coords: bool = True  # periodic x/y channels: lets "on the left" find the left, still tileable
+    # Periodic x/y added to every attention query (and self-attention key): a pixel's question to
+    # the text then depends on where it is, which "on the left" needs (zero-initialised).
+    attn_coords: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -54,6 +57,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> UNetConfig:
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        fields.setdefault("attn_coords", False)  # saved before it existed: made without it
         return cls(**fields)  # type: ignore[arg-type]
 
 
@@ -88,7 +92,14 @@ class ResBlock(nn.Module):
 class Attention(nn.Module):
     """Self-attention over pixels, or cross-attention from pixels to text tokens."""
 
-    def __init__(self, channels: int, heads: int, groups: int, context_dim: int | None) -> None:
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        groups: int,
+        context_dim: int | None,
+        coords: bool = False,
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.norm = nn.GroupNorm(groups, channels)
@@ -98,6 +109,13 @@ class Attention(nn.Module):
         self.out = nn.Linear(channels, channels)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # Where the pixel is, added to its query (and, in self-attention, its key). Zero at first,
+        # so a model grown from one without it starts out computing exactly the same.
+        self.pos: nn.Linear | None = None
+        if coords:
+            self.pos = nn.Linear(4, channels * (1 if context_dim is not None else 2))
+            nn.init.zeros_(self.pos.weight)
+            nn.init.zeros_(self.pos.bias)
 
     def forward(
         self,
@@ -110,6 +128,13 @@ class Attention(nn.Module):
         source = seq if context is None else context
         q = self.q(seq)
         k, v = self.kv(source).chunk(2, dim=-1)
+        if self.pos is not None:
+            where = self.pos(periodic_coords(b, h, w, seq).flatten(2).transpose(1, 2))
+            if context is None:
+                dq, dk = where.chunk(2, dim=-1)
+                q, k = q + dq, k + dk
+            else:
+                q = q + where
         q, k, v = (t.reshape(b, t.shape[1], self.heads, -1).transpose(1, 2) for t in (q, k, v))
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, L)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, heads, HW, d)
@@ -128,11 +153,15 @@ class Level(nn.Module):
             ResBlock(cin if i == 0 else cout, cout, cfg.time_dim, cfg.groups) for i in range(n)
         )
         self.self_attn = nn.ModuleList(
-            Attention(cout, cfg.heads, cfg.groups, None) if self_attn else nn.Identity()
+            Attention(cout, cfg.heads, cfg.groups, None, cfg.attn_coords)
+            if self_attn
+            else nn.Identity()
             for _ in range(n)
         )
         self.cross = nn.ModuleList(
-            Attention(cout, cfg.heads, cfg.groups, cfg.cond_dim) if cross else nn.Identity()
+            Attention(cout, cfg.heads, cfg.groups, cfg.cond_dim, cfg.attn_coords)
+            if cross
+            else nn.Identity()
             for _ in range(n)
         )
 
@@ -252,3 +281,25 @@ def periodic_coords(b: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     angle_x, angle_y = 2 * math.pi * gx, 2 * math.pi * gy
     grid = torch.stack([angle_x.sin(), angle_x.cos(), angle_y.sin(), angle_y.cos()])
     return grid[None].expand(b, -1, -1, -1)
+
+
+def grows_into(old: UNetConfig, new: UNetConfig) -> bool:
+    """Whether weights of `old` load into `new` by adding only zero-initialised parts."""
+    return old == new or (not old.attn_coords and replace(old, attn_coords=True) == new)
+
+
+def load_grown(model: UNet, state: dict[str, torch.Tensor], old: UNetConfig) -> bool:
+    """Load weights saved with config `old` into `model`; True if the model had to grow.
+
+    Only growth that starts out computing the same is allowed (see grows_into); anything else
+    raises, naming both shapes.
+    """
+    if not grows_into(old, model.cfg):
+        raise ValueError(f"weights of a UNet shaped {old} do not fit one shaped {model.cfg}")
+    result = model.load_state_dict(state, strict=False)
+    added = [k for k in result.missing_keys if ".pos." not in k]
+    if result.unexpected_keys or added:
+        raise ValueError(
+            f"weights do not fit: unexpected {result.unexpected_keys}, missing {added}"
+        )
+    return bool(result.missing_keys)
