@@ -21,6 +21,7 @@ from imagineer.jobs import (
     JobStore,
     RetryPolicy,
     Worker,
+    WorkerThread,
 )
 
 pytest_plugins = ["pg_server"]
@@ -154,6 +155,19 @@ def test_graceful_stop_finishes_the_current_job_then_returns(store: JobStore) ->
     assert not thread.is_alive()
     assert store.get(first.id).state is JobState.DONE
     assert store.get(second.id).state is JobState.QUEUED
+
+
+def test_wake_starts_a_queued_job_before_the_next_poll(store: JobStore) -> None:
+    worker = Worker(store, lambda job, ctx: {"ok": True}, worker_id="w", poll_interval=60.0)
+    thread = WorkerThread(worker)
+    thread.start()
+    time.sleep(0.1)  # the worker found nothing and waits for its next poll, a minute away
+    job = store.submit("imagine", {})
+    worker.wake()
+    _wait_for(lambda: store.get(job.id).state is JobState.DONE, "the woken worker", 10.0)
+    started = time.monotonic()
+    assert thread.stop(10.0) == []
+    assert time.monotonic() - started < 5.0  # stopping wakes it too
 
 
 def test_worker_settings_are_checked(tmp_path: Path) -> None:

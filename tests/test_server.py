@@ -409,6 +409,17 @@ def test_shutdown_requeues_the_job_it_could_not_finish(make_app: Make) -> None:
     assert runtime.store.get(job["id"]).state is JobState.QUEUED
 
 
+def test_a_queued_job_starts_at_once_however_rarely_the_worker_polls(make_app: Make) -> None:
+    app, runtime = make_app(worker=True, poll_interval_s=60.0, shutdown_grace_s=5.0)
+    engine = GatedEngine()
+    runtime.add_engine(engine, name="embedded")
+    with TestClient(app, client=LOCAL) as client:
+        time.sleep(0.2)  # the worker found the queue empty: its next poll is a minute away
+        client.post("/v1/jobs", json={"prompt": "a fox", "steps": 2}).raise_for_status()
+        assert engine.entered.wait(10), "the submit did not wake the worker"
+        engine.gate.set()
+
+
 def test_media_links_expire(make_app: Make) -> None:
     app, _ = make_app()
     signer = app.state.server.signer

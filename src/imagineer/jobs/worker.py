@@ -171,6 +171,7 @@ class Worker:
         self._on_discard, self._on_abandoned = on_discard, on_abandoned
         self._lock = threading.Lock()
         self._current: list[Job] = []
+        self._wake = threading.Event()
 
     @property
     def current(self) -> list[Job]:
@@ -195,8 +196,13 @@ class Worker:
             if time.monotonic() - last_sweep >= self._stale_after_s / 2:
                 self._recover()
                 last_sweep = time.monotonic()
-            if not jobs:
-                stop_event.wait(self._poll_interval)
+            if not jobs and self._wake.wait(self._poll_interval):
+                self._wake.clear()
+
+    def wake(self) -> None:
+        """Look for queued jobs now rather than at the next poll: a process that submits to
+        its own worker calls this, so the worker can poll rarely and still start at once."""
+        self._wake.set()
 
     def run_once(self) -> Job | None:
         """Claim and run one job (or batch); the first job as it ended, or None when idle."""
@@ -349,6 +355,7 @@ class WorkerThread:
         its outcome is dropped.
         """
         self._stop.set()
+        self.worker.wake()  # out of its idle wait
         self._thread.join(grace_s)
         if not self._thread.is_alive():
             return []

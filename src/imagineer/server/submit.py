@@ -54,12 +54,15 @@ def submit_jobs(
             headers={"Retry-After": str(math.ceil(wait))},
         )
     key = idempotency_key if len(requests) == 1 else None
-    return [
+    jobs = [
         state.service.submit(
             request, user=principal.user_id, idempotency_key=key, webhook_url=webhook_url
         )
         for request in requests
     ]
+    if state.worker is not None:
+        state.worker.wake()
+    return jobs
 
 
 def check_webhook(state: ServerState, url: str) -> None:

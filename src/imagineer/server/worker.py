@@ -43,6 +43,10 @@ class InProcessWorker:
     def alive(self) -> bool:
         return self._thread.alive
 
+    def wake(self) -> None:
+        """A job was queued: look now, not at the next poll."""
+        self._thread.worker.wake()
+
     def start(self) -> None:
         self._thread.start()
 
