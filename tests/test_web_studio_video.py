@@ -1,6 +1,7 @@
-"""The studio makes clips: Animate on an image asks for the motion, shows the job's progress and
-preview, then plays the clip in a <video>; Reel queues a reel of the prompt. Real headless
-Chromium against the app under uvicorn, on the tiny engines (128 px)."""
+"""The studio makes clips: Animate on an image asks for the motion, the length, a loop or an
+end image from the gallery, shows the job's progress and preview, then plays the clip in a
+<video>; Reel queues a reel of the length asked for. Real headless Chromium against the app
+under uvicorn, on the tiny engines (128 px)."""
 
 from __future__ import annotations
 
@@ -74,18 +75,47 @@ def test_studio_animates_an_image_and_plays_the_clip(
     grid = page.locator("article.job").first
     expect(grid.locator(".tile img.media:not(.loading)")).to_have_count(4)
 
-    # 1. Animate asks for the motion, then queues the clip
+    # 1. Animate asks for the motion, the length (within the server's limits), a loop or an
+    # image to end on, chosen from the gallery; then it queues the clip
     grid.locator(".tile").first.hover()
     animate = grid.get_by_role("button", name="Animate image 1")
     expect(animate).to_have_attribute("aria-disabled", "false")
     animate.click()
-    menu = page.get_by_role("menu", name="Motion of image 1")
-    expect(menu).to_be_visible()
-    menu.get_by_role("menuitem", name="Animate image 1 with high motion").click()
-    expect(menu).to_have_count(0)
+    dialog = page.get_by_role("dialog", name="Animate image 1")
+    expect(dialog).to_be_visible()
+    dialog.get_by_text("High motion").click()
+    length = dialog.get_by_label("Length")
+    expect(length).to_have_value("5")
+    assert (length.get_attribute("min"), length.get_attribute("max")) == ("0.5", "20")
+    choose = dialog.get_by_role("button", name="Choose an end image from the gallery")
+    choose.click()
+    end = dialog.get_by_role(
+        "button", name="End on image 2 of “a red ball on green grass --seed 7”"
+    )
+    expect(end.locator("img.media:not(.loading)")).to_be_visible()
+    shot(page, "animate-picker")
+    end.click()
+    expect(dialog.locator(".end-choice")).to_contain_text("Image 2 · a red ball")
+    loop = dialog.get_by_label("Loop: end where it starts")
+    loop.check()  # a loop ends on its first frame: the end image goes
+    expect(dialog.locator(".end-choice")).to_have_text("None")
+    loop.uncheck()
+    choose.click()
+    end.click()
+    length.fill("25")
+    dialog.get_by_role("button", name="Animate", exact=True).click()
+    expect(dialog.locator(".field-error")).to_have_text(
+        "Length: give a number of seconds from 0.5 to 20."
+    )
+    length.fill("2")
+    shot(page, "animate-dialog")
+    dialog.get_by_role("button", name="Animate", exact=True).click()
+    expect(dialog).to_have_count(0)
 
     # 2. its progress, with a preview of the image it starts on
-    card = page.locator("article.job").filter(has=page.locator(".badge", has_text="Animate · high"))
+    card = page.locator("article.job").filter(
+        has=page.locator(".badge", has_text="Animate · high · 2 s")
+    )
     expect(card.locator(".progress-label")).to_contain_text("Rendering clip")
     expect(card.locator("img.preview")).to_be_visible()
     shot(page, "animate-progress")
@@ -100,8 +130,8 @@ def test_studio_animates_an_image_and_plays_the_clip(
         "v => ({ready: v.readyState, seconds: v.duration, width: v.videoWidth, error: v.error})"
     )
     assert state["ready"] >= 2 and state["error"] is None, state
-    assert state["seconds"] == pytest.approx(5.0, abs=0.1) and state["width"] == 128, state
-    expect(card.locator(".clip-bar")).to_contain_text("5 s · 120 frames · MP4")
+    assert state["seconds"] == pytest.approx(2.0, abs=0.1) and state["width"] == 128, state
+    expect(card.locator(".clip-bar")).to_contain_text("2 s · 48 frames · MP4")
     shot(page, "clip")
 
     # 4. its details: the clip's marks as verify reads them, and every file to download
@@ -109,7 +139,10 @@ def test_studio_animates_an_image_and_plays_the_clip(
     panel = page.get_by_label("Image details")
     expect(panel.locator("#panel-title")).to_have_text("Clip")
     expect(panel.locator(".verdict")).to_have_attribute("data-finding", "manifest_valid")
-    expect(panel.locator(".facts").first).to_contain_text("5 s · 120 frames at 24 fps")
+    expect(panel.locator(".facts").first).to_contain_text("2 s · 48 frames at 24 fps")
+    recipe = panel.locator(".recipe pre")  # the clip's own recipe: it ends on the chosen image
+    expect(recipe).to_contain_text('"end": true')
+    expect(recipe).to_contain_text('"loop": false')
     for name in ("Download", "Recipe", "Poster", "Contact sheet"):
         expect(panel.get_by_role("link", name=name, exact=True)).to_have_attribute(
             "href", re.compile(r"^blob:")
@@ -117,9 +150,14 @@ def test_studio_animates_an_image_and_plays_the_clip(
     shot(page, "clip-details")
     panel.get_by_role("button", name="Close details").click()
 
-    # 5. Reel queues a reel of the prompt (cancelled here: its rendering is the API tests')
+    # 5. Reel queues a reel of the prompt, as long as asked (cancelled here: its rendering is
+    # the API tests')
+    reel_length = page.get_by_label("Reel length in seconds")
+    expect(reel_length).to_have_value("10")
+    assert (reel_length.get_attribute("min"), reel_length.get_attribute("max")) == ("1", "60")
+    reel_length.fill("3")
     page.get_by_role("button", name="Reel", exact=True).click()
-    reel = page.locator("article.job").filter(has=page.locator(".badge", has_text="Reel"))
+    reel = page.locator("article.job").filter(has=page.locator(".badge", has_text="Reel · 3 s"))
     expect(reel).to_have_count(1)
     reel.get_by_role("button", name="Cancel").click()
     expect(reel).to_have_attribute("data-state", "cancelled")

@@ -172,9 +172,10 @@ export async function features() {
     const animate = paths.find((p) => /^\/v1\/jobs\/\{[^}]+\}\/animate$/.test(p)) ?? null;
     const animateBody = animate ? bodySchema(spec, spec.paths[animate].post) : null;
     const reel = paths.includes("/v1/videos/reel") ? "/v1/videos/reel" : null;
-    return { animate, animateBody, reel };
+    const reelBody = reel ? bodySchema(spec, spec.paths[reel].post) : null;
+    return { animate, animateBody, reel, reelBody };
   } catch {
-    return { animate: null, animateBody: null, reel: null };
+    return { animate: null, animateBody: null, reel: null, reelBody: null };
   }
 }
 

@@ -9,7 +9,7 @@ import { Composer } from "./prompt.js";
 
 class Studio {
   constructor() {
-    this.features = { animate: null, reel: null };
+    this.features = { animate: null, animateBody: null, reel: null, reelBody: null };
     this.actions = new Actions(this);
     this.feed = new Feed(this);
     this.panel = new Panel(this);

@@ -1,6 +1,7 @@
 // The feed of jobs on the Create view: live progress and previews over SSE, then the 2x2 grid
 // (or the upscale, or the clip) with per-image actions.
 
+import { openAnimate, secondsText } from "./animate.js";
 import { api, ApiError, followJob, media, outputsOf } from "./api.js";
 import { ago, fill, h, toast } from "./dom.js";
 
@@ -8,7 +9,6 @@ const FINISHED = ["done", "failed", "cancelled"];
 const KIND_LABELS = { imagine: "Imagine", vary: "Vary", upscale: "Upscale", remix: "Remix",
   animate: "Animate", extend: "Extend", reel: "Reel" };
 const VIDEO_KINDS = ["animate", "extend", "reel"];
-const MOTIONS = [["low", "Low motion", "A slow drift"], ["high", "High motion", "About three times faster"]];
 
 /** The actions an output offers; shared by the grid tiles and the details panel. */
 export class Actions {
@@ -46,17 +46,9 @@ export class Actions {
     return Boolean(this.studio.features.animate);
   }
 
-  animate(job, output, motion) {
-    if (!this.canAnimate) return null;
-    return this.derive(job, "animate", { image: output.index, motion });
-  }
-
-  /** Animate asks how much motion first, in a small menu under its button. */
-  chooseMotion(job, output, anchor) {
-    const n = output.index + 1;
-    openMenu(anchor, `Motion of image ${n}`, MOTIONS.map(([motion, label, tip]) =>
-      [label, `Animate image ${n} with ${label.toLowerCase()}`, tip,
-        () => this.animate(job, output, motion)]));
+  /** Animate asks first: motion, length, loop and an end image, in a dialog under its button. */
+  chooseAnimate(job, output, anchor) {
+    if (this.canAnimate) openAnimate(this.studio, job, output, anchor);
   }
 
   extend(job, output, seconds = 4) {
@@ -84,64 +76,30 @@ export class Actions {
         { tip: "Upscale 2x" }],
       ["Remix", `Remix image ${n}`, () => this.remix(job, output),
         { tip: "Edit the prompt and render again" }],
-      ["Animate", `Animate image ${n}`, (button) => this.chooseMotion(job, output, button), {
+      ["Animate", `Animate image ${n}`, (button) => this.chooseAnimate(job, output, button), {
         tip: animateOff ? "Video is not installed on this server" : "Animate into a short clip",
         disabled: animateOff,
-        menu: true,
+        popup: "dialog",
       }],
     ].filter(() => output.kind === "image");
   }
 }
 
 /** A button that stays focusable when disabled, so its tooltip still shows. The handler
- * gets the button (a menu opens under it). */
-export function actionButton([label, name, handler, { tip, disabled, menu } = {}], cls = "act") {
+ * gets the button (a dialog, `popup`, opens under it). */
+export function actionButton([label, name, handler, { tip, disabled, popup } = {}], cls = "act") {
   return h("button", {
     type: "button",
     class: cls,
     title: tip,
     "aria-label": name,
     "aria-disabled": disabled ? "true" : "false",
-    "aria-haspopup": menu ? "menu" : undefined,
+    "aria-haspopup": popup,
     onclick: (event) => {
       event.stopPropagation();
       if (!disabled) handler(event.currentTarget);
     },
   }, label);
-}
-
-/** A small menu under `anchor`: [label, aria name, tip, run] choices; it closes on a choice,
- * Escape or a click elsewhere. */
-export function openMenu(anchor, label, choices) {
-  document.querySelector(".menu")?.remove();
-  const menu = h("div", { class: "menu", role: "menu", "aria-label": label });
-  const close = () => {
-    menu.remove();
-    document.removeEventListener("pointerdown", outside, true);
-    document.removeEventListener("keydown", escape, true);
-  };
-  const outside = (event) => {
-    if (!menu.contains(event.target)) close();
-  };
-  const escape = (event) => {
-    if (event.key === "Escape") close();
-  };
-  menu.append(...choices.map(([text, name, tip, run]) => h("button", {
-    type: "button", role: "menuitem", class: "menu-item", title: tip, "aria-label": name,
-    onclick: (event) => {
-      event.stopPropagation();
-      close();
-      run();
-    },
-  }, text)));
-  document.body.append(menu);
-  const box = anchor.getBoundingClientRect();
-  const below = box.bottom + 6 + menu.offsetHeight <= window.innerHeight;
-  menu.style.left = `${Math.max(8, Math.min(box.left, window.innerWidth - menu.offsetWidth - 8))}px`;
-  menu.style.top = `${below ? box.bottom + 6 : box.top - 6 - menu.offsetHeight}px`;
-  document.addEventListener("pointerdown", outside, true);
-  document.addEventListener("keydown", escape, true);
-  menu.querySelector("button")?.focus();
 }
 
 export class Feed {
@@ -155,7 +113,7 @@ export class Feed {
   async load() {
     const page = await api("GET", "/v1/jobs?limit=12");
     for (const job of page.data.reverse()) this.add(job);
-    if (!page.data.length) this.root.append(emptyState());
+    if (!this.cards.size) this.root.append(emptyState()); // a job queued meanwhile counts
   }
 
   add(job) {
@@ -175,6 +133,11 @@ export class Feed {
     this.cards.get(id)?.el.remove();
     this.cards.delete(id);
   }
+}
+
+function animateLabel(job) {
+  return ["Animate", job.motion, job.seconds ? secondsText(job.seconds) : null,
+    job.loop ? "loop" : null].filter(Boolean).join(" · ");
 }
 
 function emptyState() {
@@ -227,8 +190,9 @@ class JobCard {
       ?? (VIDEO_KINDS.includes(job.kind) ? "with its source's prompt" : "");
     const kind = job.kind === "vary" && job.strength ? `Vary · ${job.strength}`
       : job.kind === "upscale" && job.factor ? `Upscale ${job.factor}x`
-        : job.kind === "animate" && job.motion ? `Animate · ${job.motion}`
-          : KIND_LABELS[job.kind] ?? job.kind;
+        : job.kind === "animate" && job.motion ? animateLabel(job)
+          : job.kind === "reel" && job.seconds ? `Reel · ${secondsText(job.seconds)}`
+            : KIND_LABELS[job.kind] ?? job.kind;
     const tools = [];
     if (!FINISHED.includes(job.state)) {
       tools.push(h("button", { type: "button", class: "link", onclick: () => this.cancel() },

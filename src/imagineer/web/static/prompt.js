@@ -1,6 +1,7 @@
 // The prompt box: highlights the prompt language, checks it with the server as you type,
 // shows errors inline at the bad token, and queues imagine or remix jobs.
 
+import { limitsOf } from "./animate.js";
 import { api, ApiError } from "./api.js";
 import { debounce, fill, h, toast } from "./dom.js";
 
@@ -15,6 +16,9 @@ export class Composer {
     this.status = document.getElementById("prompt-status");
     this.button = document.getElementById("generate");
     this.reelButton = document.getElementById("reel");
+    this.reelSeconds = document.getElementById("reel-seconds");
+    this.reelLength = document.getElementById("reel-length");
+    this.reelLimits = null; // the server's limits, applied once the page knows them
     this.banner = document.getElementById("remix-banner");
     this.remix = null; // {job, output, original} while remixing
     this.check = null; // the last answer of /v1/prompts/parse, for the text it checked
@@ -40,6 +44,12 @@ export class Composer {
     });
     document.getElementById("remix-cancel").addEventListener("click", () => this.endRemix());
     this.reelButton.addEventListener("click", () => this.submit("reel"));
+    this.reelSeconds.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { // in the length box, Enter means the reel, not a grid
+        event.preventDefault();
+        this.submit("reel");
+      }
+    });
     this.render();
   }
 
@@ -95,7 +105,35 @@ export class Composer {
     this.button.textContent = this.remix ? "Remix" : "Imagine";
     this.reelButton.hidden = Boolean(this.remix) || !this.studio.features.reel;
     this.reelButton.disabled = this.button.disabled;
+    this.reelLength.hidden = this.reelButton.hidden;
+    this.applyReelLimits();
     fill(this.status, this.statusLine(text, error));
+  }
+
+  /** The reel length's bounds and default, from the server's OpenAPI schema (once). */
+  applyReelLimits() {
+    const schema = this.studio.features.reelBody;
+    if (!schema || this.reelLimits) return;
+    this.reelLimits = limitsOf(schema, "seconds");
+    const { min, max, value } = this.reelLimits;
+    if (min !== undefined) this.reelSeconds.min = String(min);
+    if (max !== undefined) this.reelSeconds.max = String(max);
+    if (value !== undefined) this.reelSeconds.value = String(value);
+    if (min !== undefined && max !== undefined) {
+      this.reelLength.title = `How long the reel lasts: ${min} to ${max} seconds`;
+    }
+  }
+
+  /** The reel length asked for, or null (and a message) when it is out of bounds. */
+  reelLengthS() {
+    if (this.reelSeconds.checkValidity() && this.reelSeconds.value !== "") {
+      return Number(this.reelSeconds.value);
+    }
+    const { min, max } = this.reelSeconds;
+    toast(`Reel length: give a number of seconds${min && max ? ` from ${min} to ${max}` : ""}.`,
+      "error");
+    this.reelSeconds.focus();
+    return null;
   }
 
   statusLine(text, error) {
@@ -114,6 +152,8 @@ export class Composer {
   async submit(what = "imagine") {
     const text = this.text.trim();
     if (!text || this.busy) return;
+    const seconds = what === "reel" ? this.reelLengthS() : null;
+    if (what === "reel" && seconds === null) return;
     this.busy = true;
     this.render();
     try {
@@ -125,7 +165,7 @@ export class Composer {
         job = await api("POST", `/v1/jobs/${encodeURIComponent(source.id)}/remix`, body);
         this.endRemix(false);
       } else if (what === "reel") {
-        job = await api("POST", "/v1/videos/reel", { prompt: text });
+        job = await api("POST", "/v1/videos/reel", { prompt: text, seconds });
       } else {
         job = await api("POST", "/v1/jobs", { prompt: text });
       }
