@@ -33,6 +33,15 @@ class EngineError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class StyleReference:
+    """One style reference image (--sref): engines take its look, not its content."""
+
+    image: np.ndarray  # (H, W, 3) uint8, as read from the file
+    digest: str  # sha256 hex of the file's bytes: what recipes record
+    weight: float = 1.0  # its share among the references (`--sref a.png::2 b.png`)
+
+
+@dataclass(frozen=True)
 class GenerationInput:
     """One item of a batch, already mapped from the prompt language to engine terms."""
 
@@ -59,6 +68,8 @@ class GenerationInput:
     end_image: np.ndarray | None = None  # video: last frame to reach (--end)
     loop: bool = False  # video: last frame returns to the first
     camera: CameraPath | None = None  # video: the camera's path (None: the engine chooses)
+    style_refs: tuple[StyleReference, ...] = ()  # --sref images
+    style_weight: float = 1.0  # --sw / 100: 0 turns the references off, 10 at most
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -69,6 +80,8 @@ class GenerationInput:
             raise ValueError(f"chaos={self.chaos}: use 0..1")
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError(f"strength={self.strength}: use 0..1")
+        if self.style_weight < 0 or any(ref.weight <= 0 for ref in self.style_refs):
+            raise ValueError("style references take positive weights and style_weight >= 0")
 
     def batch_key(self) -> tuple[object, ...]:
         """Items with equal keys can share one batched forward pass."""
@@ -173,6 +186,7 @@ class EngineInfo:
     default_steps: int
     default_guidance: float
     max_batch: int = 8
+    takes_style: bool = False  # honours style references (--sref)
     licence: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     frame_counts: FrameCounts | None = None  # video engines: the clip lengths one call makes

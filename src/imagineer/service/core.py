@@ -43,6 +43,7 @@ from imagineer.service.jobs import (
 from imagineer.service.previews import PreviewFn, PreviewWriter, preview_file
 from imagineer.service.render import Batch, CancelFn, Hooks, ProgressFn, Renderer, Source, Work
 from imagineer.service.results import GenerationResult, ModelSummary, NotAnOutput, SafetyRefusal
+from imagineer.service.styles import load_styles
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -107,9 +108,14 @@ class Service:
             planning.check_supported(request)
         batches = []
         for request in requests:
+            styles = load_styles(request)
             route = self.route(planning.capability_for(request), model=request.params.model)
             grid = planning.plan_request(
-                request, route.engine.info, seed_source=self._seed_source, steps=steps
+                request,
+                route.engine.info,
+                seed_source=self._seed_source,
+                steps=steps,
+                styles=styles,
             )
             batches.append(Batch(route, grid))
         return batches
@@ -146,6 +152,7 @@ class Service:
             seed_source=self._seed_source,
             steps=steps,
             capability=Capability.IMAGE_TO_IMAGE,
+            styles=load_styles(request),
         )
         inputs = tuple(
             dataclasses.replace(item, width=width, height=height, init_image=image, strength=amount)
@@ -234,6 +241,11 @@ class Service:
             request = self._request_for(source, prompt, user, "remix")
         route = self.route(Capability.TEXT_TO_IMAGE, model=recipe.engine, allow_fallback=True)
         item = planning.input_from_recipe(recipe)
+        if request is not None:  # the recipe's --sref files must still be what they were
+            expected = planning.style_digests(recipe) if prompt is None else ()
+            styles = load_styles(request, expected=expected)
+            planning.check_styles(request, route.engine.info, styles)
+            item = dataclasses.replace(item, style_refs=styles)
         if request is not None and prompt is not None:
             item = _remix_input(request, recipe, item, route.engine.info)
         if steps is not None:
@@ -615,7 +627,7 @@ def _remix_input(
     request: Request, recipe: Recipe, old: GenerationInput, info: EngineInfo
 ) -> GenerationInput:
     """The new prompt at the recipe's seed, size and steps, unless it changes them."""
-    new = planning.input_for(request, info, seed=recipe.seed)
+    new = planning.input_for(request, info, seed=recipe.seed, styles=old.style_refs)
     before = planning.request_of(recipe)
     if before is None:
         return new

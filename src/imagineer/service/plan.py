@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from imagineer.engines.base import Capability, EngineInfo, GenerationInput
+from imagineer.engines.base import Capability, EngineInfo, GenerationInput, StyleReference
 from imagineer.prompts import Request, format_request, parse_all, size_for_aspect
 from imagineer.prompts.params import MAX_SEED
 from imagineer.provenance.recipe import ExtraValue, Recipe
@@ -22,6 +22,7 @@ GRID_COLS = 2
 CHAOS_SCALE = 100.0  # --chaos 0..100 -> 0..1
 WEIRD_SCALE = 3000.0  # --weird 0..3000 -> 0..1
 REFERENCE_STYLIZE = 100  # --stylize at which an engine runs at its own default guidance
+SW_SCALE = 100.0  # --sw 0..1000 -> style weight 0..10 (1 at the default --sw 100)
 
 SeedSource = Callable[[], int]
 
@@ -66,8 +67,7 @@ def check_supported(request: Request, *, video_ok: bool = False) -> list[str]:
         )
     if request.image_prompts:
         refused.append("image prompts (use `imagineer vary FILE` to start from an image)")
-    if p.sref:
-        refused.append("--sref style references")
+    refused += style_problems(request)
     if p.personalize is not None:
         refused.append("--p personalization")
     if p.stop != 100:
@@ -79,6 +79,47 @@ def check_supported(request: Request, *, video_ok: bool = False) -> list[str]:
     if p.version is not None:
         return [f"--v {p.version} was ignored: choose among installed models with --model"]
     return []
+
+
+def style_problems(request: Request) -> list[str]:
+    """What is wrong with a request's --sref, before any file is read (empty: nothing)."""
+    problems = []
+    if request.params.sref and request.params.video:
+        problems.append("--sref in a video (style references shape images; animate a styled image)")
+    for ref in request.params.sref:
+        if ref.text.isdigit():
+            problems.append(
+                f"--sref {ref.text}: numeric style codes name Midjourney's own style library; "
+                "give an image file"
+            )
+        elif "://" in ref.text:
+            problems.append(
+                f"--sref {ref.text}: imagineer never downloads; give a local image file"
+            )
+        elif ref.weight <= 0:
+            problems.append(f"--sref {ref.text}::{ref.weight:g}: style references take weights > 0")
+    return problems
+
+
+def check_styles(request: Request, info: EngineInfo, styles: Sequence[StyleReference]) -> None:
+    """Refuse --sref on an engine that cannot honour it, or without the images read."""
+    if not request.params.sref:
+        return
+    if not info.takes_style:
+        how = (
+            "register an IP-Adapter and its image encoder (`imagineer models add "
+            "IP-ADAPTER.safetensors --image-encoder DIR`), attach it to the model (`imagineer "
+            f"models add MODEL --name {info.name} --ip-adapter NAME --replace`), or drop --model "
+            "to use the embedded model"
+            if info.family != "embedded"
+            else "choose another model"
+        )
+        raise UnsupportedRequest(f"--sref: model {info.name!r} takes no style references; {how}")
+    if len(styles) != len(request.params.sref):
+        raise ValueError(
+            f"{len(request.params.sref)} --sref references but {len(styles)} images: read them "
+            "with imagineer.service.styles.load_styles first"
+        )
 
 
 def steps_for(request: Request, info: EngineInfo) -> int:
@@ -107,8 +148,10 @@ def input_for(
     seed: int,
     steps: int | None = None,
     capability: Capability | None = None,
+    styles: Sequence[StyleReference] = (),
 ) -> GenerationInput:
-    """The engine input of one image of `request` (steps=None: from --q and --draft)."""
+    """The engine input of one image of `request` (steps=None: from --q and --draft;
+    `styles`: the --sref images, as load_styles read them)."""
     p = request.params
     width, height = size_for_aspect(p.aspect, area=info.base_area, multiple=info.size_multiple)
     return GenerationInput(
@@ -125,6 +168,8 @@ def input_for(
         weird=p.weird / WEIRD_SCALE,
         tile=p.tile,
         raw=p.raw,
+        style_refs=tuple(styles),
+        style_weight=p.sw / SW_SCALE,
     )
 
 
@@ -135,14 +180,16 @@ def plan_request(
     seed_source: SeedSource = random_seed,
     steps: int | None = None,
     capability: Capability | None = None,
+    styles: Sequence[StyleReference] = (),
 ) -> PlannedGrid:
     """One request's 2x2 grid: seeds from --seed, else one random seed drawn now."""
     check_steps(steps)
     warnings = check_supported(request)
+    check_styles(request, info, styles)
     given = request.params.seed
     seed = seed_source() if given is None else given
     inputs = tuple(
-        input_for(request, info, seed=seed + i, steps=steps, capability=capability)
+        input_for(request, info, seed=seed + i, steps=steps, capability=capability, styles=styles)
         for i in range(GRID_SIZE)
     )
     prompt = format_request(request)
@@ -196,11 +243,21 @@ def input_extras(item: GenerationInput) -> dict[str, ExtraValue]:
         extras["strength"] = item.strength
     if item.capability is Capability.UPSCALE:
         extras["scale"] = item.scale
+    if item.style_refs:  # the files' hashes: a re-render checks it reads the same images
+        extras["sref"] = ",".join(ref.digest for ref in item.style_refs)
+        extras["style_weight"] = item.style_weight
     return extras
 
 
+def style_digests(recipe: Recipe) -> tuple[str, ...]:
+    """The sha256 of each --sref file a recipe's output was made with, in prompt order."""
+    value = str(recipe.extras.get("sref", ""))
+    return tuple(value.split(",")) if value else ()
+
+
 def input_from_recipe(recipe: Recipe) -> GenerationInput:
-    """The text-to-image input that re-renders `recipe` exactly (same engine and weights)."""
+    """The text-to-image input that re-renders `recipe` exactly (same engine and weights);
+    a caller adds its --sref images (load_styles, checked against style_digests)."""
     capability = Capability(str(recipe.extras.get("capability", Capability.TEXT_TO_IMAGE.value)))
     if capability is not Capability.TEXT_TO_IMAGE:
         raise UnsupportedRequest(
@@ -222,6 +279,7 @@ def input_from_recipe(recipe: Recipe) -> GenerationInput:
         weird=float(recipe.extras.get("weird", 0.0)),
         tile=bool(recipe.extras.get("tile", False)),
         raw=bool(recipe.extras.get("raw", False)),
+        style_weight=float(recipe.extras.get("style_weight", 1.0)),
     )
 
 

@@ -386,6 +386,22 @@ def describe(
     return _compose(spec, _Choices(rng)).text
 
 
+def with_look(
+    text: str, *, style: str | None = None, time: str | None = None, weather: str | None = None
+) -> str:
+    """`text` with a look added in the captions' canonical words: time and weather phrases,
+    then the style suffix. with_look("a red bird", style="noir", time="dusk") ==
+    "a red bird at dusk, film noir"."""
+    PromptSpec(style=style, time=time, weather=weather)  # checks the values
+    words = [text.rstrip(" ,.")]
+    if time is not None:
+        words.append(_TIME[time][0])
+    if weather is not None:
+        words.append(_WEATHER[weather][0])
+    phrase = " ".join(words)
+    return phrase if style is None else f"{phrase}, {_STYLE_SUFFIX[style][0]}"
+
+
 def held_out_prompts(n: int = 200, seed: int = 0) -> list[tuple[Scene, Caption]]:
     """n test prompts, only from held-out object combinations, each naming all four object
     attributes plus a random subset of the others."""

@@ -26,6 +26,7 @@ from imagineer.engines.base import (
     run_in_groups,
 )
 from imagineer.engines.embedded.sampler import SampleItem, initial_noise, sample
+from imagineer.engines.embedded.style import StyleReader
 from imagineer.engines.embedded.text import TextEncoder, TextStates
 from imagineer.engines.embedded.unet import UNet, UNetConfig
 from imagineer.engines.embedded.upscaler import Upscaler, UpscalerConfig
@@ -103,6 +104,7 @@ class EmbeddedEngine:
         self.upscaler = upscaler.eval()
         self.text = text
         self.device = next(unet.parameters()).device
+        self.styles = StyleReader(str(self.device))
         self._info = EngineInfo(
             name="embedded",
             family="embedded",
@@ -116,6 +118,7 @@ class EmbeddedEngine:
             default_steps=DEFAULT_STEPS,
             default_guidance=5.0,
             max_batch=16,
+            takes_style=True,
             licence="Apache-2.0 (weights trained by imagineer on its procedural world)",
             notes=("samples at 1/8 of the output size, then three learned 2x upscales",),
         )
@@ -197,7 +200,7 @@ class EmbeddedEngine:
                 seed=item.seed,
                 steps=item.steps,
                 guidance=item.guidance,
-                extras=(("base_size", f"{x.shape[-1]}x{x.shape[-2]}"),),
+                extras=(("base_size", f"{x.shape[-1]}x{x.shape[-2]}"), *self.styles.extras(item)),
             )
             for i, item in enumerate(items)
         ]
@@ -222,12 +225,13 @@ class EmbeddedEngine:
         return _Prepared(sample_item, text, uncond)
 
     def _weighted_text(self, item: GenerationInput) -> TextStates:
-        """Multi-prompts: token states of each part, scaled by its share of the weights."""
+        """Multi-prompts: token states of each part (moved toward the --sref looks), scaled by
+        its share of the weights."""
         parts = item.weighted_prompts or ((item.prompt, 1.0),)
         if len(parts) == 1:
-            return self.text.encode([parts[0][0]])
+            return self.styles.encode(self.text.encode, parts[0][0], item)
         total = sum(weight for _, weight in parts)
-        states = [self.text.encode([text]) for text, _ in parts]
+        states = [self.styles.encode(self.text.encode, text, item) for text, _ in parts]
         scaled = [
             TextStates(s.tokens * (weight / total * len(parts)), s.mask)
             for s, (_, weight) in zip(states, parts, strict=True)
