@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagineer.models.tiny import save_tiny_animatediff, save_tiny_lora, save_tiny_sd
+from imagineer.models.ldm_layout import save_single_file
+from imagineer.models.tiny import (
+    save_tiny_animatediff,
+    save_tiny_ip_adapter,
+    save_tiny_lora,
+    save_tiny_sd,
+)
 
 _lock = threading.Lock()
 
@@ -48,4 +54,24 @@ def tiny_lora_file(factory: pytest.TempPathFactory) -> Path:
     with _lock:
         if not path.is_file():
             save_tiny_lora(path, sd)
+    return path
+
+
+def tiny_ip_adapter_file(factory: pytest.TempPathFactory) -> Path:
+    """A random IP-Adapter for the tiny SD pipeline, with image_encoder/ beside it."""
+    folder = _root(factory) / "tiny-ip-adapter"
+    sd = tiny_sd_dir(factory)
+    with _lock:
+        if not (folder / "ip-adapter.safetensors").is_file():
+            save_tiny_ip_adapter(folder, sd)
+    return folder / "ip-adapter.safetensors"
+
+
+def tiny_single_file(factory: pytest.TempPathFactory) -> Path:
+    """The tiny SD pipeline as one original-layout checkpoint (UNet, VAE, text encoder)."""
+    path = _root(factory) / "single" / "tiny-sd.safetensors"
+    sd = tiny_sd_dir(factory)
+    with _lock:
+        if not path.is_file():
+            save_single_file(sd, path)
     return path

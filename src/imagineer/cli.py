@@ -547,10 +547,10 @@ def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Installed models, what they can do and whether they are ready."""
     with _service(ctx) as service:
         models = service.models()
-        loras = [e for e in service.registered() if e.is_lora]
+        loras = [e for e in service.registered() if not e.is_model]
     if as_json:
         listing = [m.to_dict() for m in models]
-        listing += [{"name": e.name, "family": "lora", "path": e.path} for e in loras]
+        listing += [{"name": e.name, "family": _plug_in(e), "path": e.path} for e in loras]
         typer.echo(json.dumps(listing, indent=2))
         return
     from rich.console import Console
@@ -562,8 +562,10 @@ def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         ready = "yes" if m.available else f"no: {m.why_not}"
         table.add_row(name, m.family, ", ".join(m.capabilities), ready, m.description)
     Console().print(table)
-    if loras:
-        typer.echo("LoRAs: " + ", ".join(f"{e.name} ({e.path})" for e in loras))
+    for kind in ("lora", "ip-adapter"):
+        named = [f"{e.name} ({e.path})" for e in loras if _plug_in(e) == kind]
+        if named:
+            typer.echo(f"{'LoRAs' if kind == 'lora' else 'IP-Adapters'}: " + ", ".join(named))
 
 
 @models_app.command("show")
@@ -572,7 +574,7 @@ def models_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None
     with _service(ctx) as service:
         registered = {e.name: e for e in service.registered()}
         entry = registered.get(name)
-        model = None if entry is not None and entry.is_lora else service.model(name, load=True)
+        model = None if entry is not None and not entry.is_model else service.model(name, load=True)
     data: dict[str, Any] = model.to_dict() if model is not None else {}
     if entry is not None:
         stored = entry.to_dict()
@@ -621,12 +623,24 @@ def models_add(
         list[str] | None,
         typer.Option("--lora", help="A registered LoRA to apply, as NAME or NAME:WEIGHT (repeat)."),
     ] = None,
+    ip_adapter: Annotated[
+        str | None,
+        typer.Option("--ip-adapter", help="A registered IP-Adapter that --sref loads (by name)."),
+    ] = None,
+    image_encoder: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-encoder",
+            help="IP-Adapter: its CLIP image encoder folder (default: image_encoder/ beside it).",
+        ),
+    ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace a model of the same name.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a checkpoint, offline (nothing is downloaded); its files are hashed now."""
+    """Register a checkpoint, LoRA or IP-Adapter, offline (nothing is downloaded); its files
+    are hashed now."""
     from imagineer.models import AddOptions
 
     options = AddOptions(
@@ -638,6 +652,8 @@ def models_add(
         steps=steps,
         guidance=guidance,
         loras=tuple(_lora_ref(text) for text in lora or ()),
+        ip_adapter=ip_adapter,
+        image_encoder=image_encoder,
     )
     if not as_json:
         typer.echo("reading and hashing the model's files (offline)…", err=True)
@@ -649,9 +665,13 @@ def models_add(
         typer.echo(json.dumps(data, indent=2))
         return
     what = "LoRA" if entry.is_lora else f"{entry.family} model"
+    if entry.is_ip_adapter:
+        what = f"IP-Adapter (image encoder {entry.image_encoder})"
     typer.echo(f"added {what} {entry.name!r} from {entry.path}")
     typer.echo(f"sha256 {entry.content_hash}")
-    if not entry.is_lora:
+    if entry.is_ip_adapter:
+        typer.echo(f"attach it: imagineer models add MODEL --ip-adapter {entry.name} --replace")
+    elif not entry.is_lora:
         typer.echo(f"can do: {', '.join(entry.capabilities)}")
         typer.echo(f'use it: imagineer imagine "your prompt --model {entry.name}"')
 
@@ -662,6 +682,11 @@ def models_remove(ctx: typer.Context, name: str) -> None:
     with _service(ctx) as service:
         entry = service.remove_model(name)
     typer.echo(f"removed {entry.name!r} (files left in {entry.path})")
+
+
+def _plug_in(entry: Any) -> str:
+    """What a registry entry that is not a model plugs into one as."""
+    return "ip-adapter" if entry.is_ip_adapter else "lora"
 
 
 def _lora_ref(text: str) -> Any:

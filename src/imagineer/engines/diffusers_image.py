@@ -31,6 +31,7 @@ from imagineer.engines.diffusers_shared import (
     step_callback,
     to_uint8,
 )
+from imagineer.models.adapters import SCALE_PER_WEIGHT, LoadedAdapter, style_arguments
 from imagineer.models.catalog import ModelEntry
 from imagineer.models.loading import ModelManager
 
@@ -62,16 +63,21 @@ class DiffusersImageEngine:
         capability = items[0].capability
         if capability is not Capability.TEXT_TO_IMAGE:
             check_images(items, capability)
-        with self.manager.pipeline(self.entry, capability) as (pipe, placement):
+        styled = bool(items[0].style_refs) and items[0].style_weight > 0
+        with self.manager.held(self.entry, capability, style=styled) as held:
+            pipe, placement = held.pipe, held.placement
             # 2. encode prompts, 3. seed each item's noise, 4. denoise and decode
             if capability is Capability.UPSCALE and self.entry.family == "sd-x4-upscaler":
                 images, extras = self._x4_upscale(pipe, items, control)
             else:
                 with circular_padding(pipe, items[0].tile):
-                    images = self._call(pipe, items, control)
+                    images = self._call(pipe, items, control, held.adapter)
                 extras = {"pipeline": type(pipe).__name__}
                 if capability is Capability.UPSCALE:
                     extras["upscaler"] = "latent"
+            if styled and held.adapter is not None:
+                extras["ip_adapter"] = held.adapter.name
+                extras["ip_adapter_scale"] = SCALE_PER_WEIGHT * items[0].style_weight
             if placement.offload != "none":
                 extras["offload"] = placement.offload
         return [
@@ -95,7 +101,11 @@ class DiffusersImageEngine:
         return max(item.steps, math.ceil(1 / item.strength))
 
     def _call(
-        self, pipe: Any, items: Sequence[GenerationInput], control: RunControl
+        self,
+        pipe: Any,
+        items: Sequence[GenerationInput],
+        control: RunControl,
+        adapter: LoadedAdapter | None = None,
     ) -> list[np.ndarray]:
         first = items[0]
         wanted: dict[str, Any] = {
@@ -116,7 +126,12 @@ class DiffusersImageEngine:
             )
         if capability is Capability.INPAINT:
             wanted["mask_image"] = [_mask(item) for item in items]
-        kwargs = call_kwargs(pipe, wanted, required=("generator", "callback_on_step_end"))
+        required = ["generator", "callback_on_step_end"]
+        if adapter is not None:  # the UNet holds the adapter: every call passes its embeddings
+            guided = first.guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
+            wanted.update(style_arguments(pipe, adapter, items, guided))
+            required.append("ip_adapter_image_embeds")
+        kwargs = call_kwargs(pipe, wanted, required=required)
         result = pipe(**kwargs)
         return list(to_uint8(result.images))
 

@@ -20,6 +20,7 @@ from imagineer.engines.base import (
     GenerationInput,
     RunControl,
 )
+from imagineer.models.adapters import style_key
 from imagineer.models.catalog import ModelEntry
 from imagineer.models.families import Family, family
 
@@ -40,6 +41,7 @@ def info_for(entry: ModelEntry) -> EngineInfo:
         default_steps=entry.default_steps,
         default_guidance=entry.default_guidance,
         max_batch=fam.max_batch,
+        takes_style=entry.ip_adapter is not None,
         licence=entry.licence or ("see the model's licence file" if entry.licence_text else ""),
         notes=engine_notes(entry),
     )
@@ -51,12 +53,22 @@ def engine_notes(entry: ModelEntry) -> tuple[str, ...]:
     if entry.config:
         notes.append(f"configs from {entry.config}")
     notes += [f"LoRA {r.name} at {r.weight:g}" for r in entry.loras]
+    if entry.ip_adapter is not None:
+        notes.append(f"IP-Adapter {entry.ip_adapter} for --sref")
     return tuple(notes)
 
 
 def pipeline_key(item: GenerationInput) -> tuple[object, ...]:
     """Items with equal keys can share one pipeline call (same size, steps, guidance, …)."""
-    return (*item.batch_key(), item.guidance, item.strength, item.scale, item.fps, item.motion)
+    return (
+        *item.batch_key(),
+        item.guidance,
+        item.strength,
+        item.scale,
+        item.fps,
+        item.motion,
+        *style_key(item),  # one IP-Adapter embedding and scale per call
+    )
 
 
 def generators(items: Sequence[GenerationInput]) -> list[torch.Generator]:

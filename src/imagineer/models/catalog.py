@@ -25,7 +25,7 @@ CATALOG_FILE = "models.json"
 FORMAT_VERSION = 1
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 RESERVED = frozenset({"embedded"})
-SOURCES = ("folder", "single-file", "hf-cache", "lora")
+SOURCES = ("folder", "single-file", "hf-cache", "lora", "ip-adapter")
 
 
 class CatalogError(ValueError):
@@ -54,7 +54,7 @@ class ModelEntry:
     """One registered model (or LoRA): where it is, what it is, and what it runs at."""
 
     name: str  # what --model selects
-    source: str  # "folder", "single-file", "hf-cache" or "lora"
+    source: str  # one of SOURCES
     path: str  # absolute: the diffusers folder, the checkpoint file, or the cache snapshot
     family: str  # a name from imagineer.models.families (empty for a LoRA)
     pipeline: str  # the diffusers pipeline class that loads it
@@ -72,6 +72,8 @@ class ModelEntry:
     revision: str | None = None  # hf-cache: the snapshot's commit
     variant: str | None = None  # weight variant the folder holds ("fp16"), None for plain
     loras: tuple[LoraRef, ...] = ()  # applied whenever the model loads
+    ip_adapter: str | None = None  # a registered IP-Adapter that --sref loads into the model
+    image_encoder: str | None = None  # an IP-Adapter's CLIP image encoder folder
     frames: int = 1  # video: default frames per clip
     fps: int = 8  # video: default frame rate
     description: str = ""
@@ -80,6 +82,15 @@ class ModelEntry:
     @property
     def is_lora(self) -> bool:
         return self.source == "lora"
+
+    @property
+    def is_ip_adapter(self) -> bool:
+        return self.source == "ip-adapter"
+
+    @property
+    def is_model(self) -> bool:
+        """A checkpoint that renders (not a LoRA or IP-Adapter that plugs into one)."""
+        return not (self.is_lora or self.is_ip_adapter)
 
     @property
     def capability_set(self) -> frozenset[Capability]:
@@ -129,7 +140,7 @@ class Catalog:
         return list(self._read().values())
 
     def models(self) -> list[ModelEntry]:
-        return [e for e in self.entries() if not e.is_lora]
+        return [e for e in self.entries() if e.is_model]
 
     def get(self, name: str) -> ModelEntry:
         entries = self._read()
@@ -151,6 +162,16 @@ class Catalog:
                 lora = entries.get(ref.name)
                 if lora is None or not lora.is_lora:
                     raise CatalogError(f"--lora {ref.name}: no registered LoRA by that name")
+            if entry.ip_adapter is not None:
+                from imagineer.models.adapters import check_fits
+
+                adapter = entries.get(entry.ip_adapter)
+                if adapter is None:
+                    raise CatalogError(
+                        f"--ip-adapter {entry.ip_adapter}: no registered IP-Adapter by that name "
+                        "(register it with `imagineer models add ADAPTER.safetensors`)"
+                    )
+                check_fits(entry, adapter)
             entries[entry.name] = entry
 
     def update(self, entry: ModelEntry) -> None:
@@ -165,10 +186,15 @@ class Catalog:
         with self._locked() as entries:
             if name not in entries:
                 raise CatalogError(f"no registered model {name!r}")
-            users = [e.name for e in entries.values() if any(r.name == name for r in e.loras)]
+            users = [
+                e.name
+                for e in entries.values()
+                if any(r.name == name for r in e.loras) or e.ip_adapter == name
+            ]
             if users:
+                what = "IP-Adapter" if entries[name].is_ip_adapter else "LoRA"
                 raise CatalogError(
-                    f"LoRA {name!r} is used by {', '.join(users)}: remove those models first"
+                    f"{what} {name!r} is used by {', '.join(users)}: remove those models first"
                 )
             return entries.pop(name)
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from imagineer.engines.base import Capability, EngineError
+from imagineer.models.adapters import LoadedAdapter, load_adapter, put_in_unet, take_out_of_unet
 from imagineer.models.cache import (
     Loaded,
     ModelCache,
@@ -64,6 +65,16 @@ class LoadedModel:
     placement: Placement
     tasks: dict[Capability, Any] = field(default_factory=dict)
     loras_loaded: set[str] = field(default_factory=set)
+    adapter: LoadedAdapter | None = None  # the IP-Adapter, once a style call needed it
+
+
+@dataclass(frozen=True)
+class Held:
+    """A pipeline held for one call, and the model's IP-Adapter when one is in memory."""
+
+    pipe: Any
+    placement: Placement
+    adapter: LoadedAdapter | None
 
 
 class ModelManager:
@@ -91,6 +102,14 @@ class ModelManager:
     ) -> Iterator[tuple[Any, Placement]]:
         """The pipeline for `capability`, held for the caller's use (no eviction meanwhile),
         with the entry's LoRAs switched on at their weights."""
+        with self.held(entry, capability) as held:
+            yield held.pipe, held.placement
+
+    @contextlib.contextmanager
+    def held(
+        self, entry: ModelEntry, capability: Capability, *, style: bool = False
+    ) -> Iterator[Held]:
+        """As `pipeline`; with `style`, the entry's IP-Adapter is loaded into the UNet first."""
         key = f"{entry.path}#{entry.content_hash[:16]}"
         estimate = estimate_bytes(entry, self.device)
         memory = memory_of(self.device)
@@ -103,7 +122,12 @@ class ModelManager:
                 pipe = task_pipeline(loaded.base, entry, capability)
                 loaded.tasks[capability] = pipe
             self._set_loras(loaded, entry, pipe)
-            yield pipe, loaded.placement
+            if style:
+                self._set_adapter(loaded, entry, pipe)
+            adapter = (
+                loaded.adapter if loaded.adapter is not None and loaded.adapter.in_unet else None
+            )
+            yield Held(pipe, loaded.placement, adapter)
 
     def _load(self, entry: ModelEntry, free: int) -> Loaded:
         dtype = dtype_for(entry, self.device)
@@ -113,6 +137,24 @@ class ModelManager:
         )
         place(base, placement)
         return Loaded(LoadedModel(base, placement), placement.charged_to, module_bytes(base))
+
+    def _set_adapter(self, loaded: LoadedModel, entry: ModelEntry, pipe: Any) -> None:
+        if entry.ip_adapter is None:
+            raise EngineError(
+                f"--sref needs an IP-Adapter on model {entry.name!r}: register one with "
+                "`imagineer models add IP-ADAPTER.safetensors --image-encoder DIR`, then attach "
+                f"it with `imagineer models add MODEL --name {entry.name} --ip-adapter NAME "
+                "--replace`"
+            )
+        if loaded.adapter is not None and loaded.adapter.name != entry.ip_adapter:
+            take_out_of_unet(pipe, loaded.adapter)  # another entry of these weights had its own
+            loaded.adapter = None
+        if loaded.adapter is None:
+            adapter = self.verified(self.catalog.get(entry.ip_adapter))
+            placement = loaded.placement
+            device = placement.device if placement.offload == "none" else "cpu"
+            loaded.adapter = load_adapter(adapter, placement.dtype, device)
+        put_in_unet(pipe, loaded.adapter)
 
     def _set_loras(self, loaded: LoadedModel, entry: ModelEntry, pipe: Any) -> None:
         if not entry.loras and not loaded.loras_loaded:

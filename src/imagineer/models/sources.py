@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class AddOptions:
     guidance: float | None = None
     loras: tuple[LoraRef, ...] = ()
     description: str = ""
+    ip_adapter: str | None = None  # a registered IP-Adapter for --sref
+    image_encoder: Path | None = None  # IP-Adapter file: its CLIP image encoder folder
 
 
 def entry_for(source: str, options: AddOptions, progress: HashProgress | None = None) -> ModelEntry:
@@ -54,6 +57,17 @@ def entry_for(source: str, options: AddOptions, progress: HashProgress | None = 
     path = path.resolve()
     if path.is_dir():
         return _folder_entry(path, "folder", options, progress)
+    from imagineer.models import adapters
+
+    if adapters.is_adapter_file(path):
+        return adapters.adapter_entry(
+            path,
+            name=options.name,
+            image_encoder=options.image_encoder,
+            description=options.description,
+            hash_files=hash_files,
+            progress=progress,
+        )
     if is_lora_file(path):
         return _lora_entry(path, options, progress)
     return _single_file_entry(path, options, progress)
@@ -262,7 +276,7 @@ def _single_file_entry(
         digest=digest,
         stamps=stamps,
         licence=(_safetensors_licence(path), _licence_file(path.parent)),
-        base_side=fam.base_side,
+        base_side=_configured_side(config, read_model_index(config)) or fam.base_side,
         steps_guidance=(fam.default_steps, fam.default_guidance),
         config=str(config),
     )
@@ -364,11 +378,11 @@ def hash_files(
     root: Path, files: Sequence[Path], progress: HashProgress | None = None
 ) -> tuple[str, tuple[FileStamp, ...]]:
     """sha256 over (relative name, bytes) of each file in name order, and their stamps."""
-    ordered = sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    ordered = sorted(files, key=lambda p: os.path.relpath(p, root))
     total = sum(p.stat().st_size for p in ordered)
     digest, done, stamps = hashlib.sha256(), 0, []
     for file in ordered:
-        rel = file.relative_to(root).as_posix()
+        rel = Path(os.path.relpath(file, root)).as_posix()  # "../x" for an IP-Adapter's encoder
         digest.update(rel.encode() + b"\0")
         with open(file, "rb") as f:
             while chunk := f.read(1 << 22):
@@ -491,6 +505,7 @@ def _entry(
         revision=revision,
         variant=variant,
         loras=options.loras,
+        ip_adapter=options.ip_adapter,
         frames=fam.frames,
         fps=fam.fps,
         description=options.description or fam.description,

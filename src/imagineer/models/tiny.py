@@ -21,6 +21,7 @@ BPE_FILE = "open_clip/bpe_simple_vocab_16e6.txt.gz"
 CLIP_MERGES = 49152 - 256 - 2  # CLIP uses the first 48,894 merges of the file
 TEXT_DIM = 32  # hidden size of the tiny text encoder (= UNet cross-attention width)
 BASE_SIDE = 64  # sample_size 32 latents x the tiny VAE's factor 2
+IMAGE_EMBED_DIM = 16  # the tiny IP-Adapter image encoder's projection width
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -224,3 +225,55 @@ def _model_card(folder: Path, licence: str) -> None:
         "# tiny random-weight pipeline\n\nBuilt by imagineer for tests; draws noise.\n"
     )
     (folder / "LICENSE").write_text(f"{licence} licence text of the tiny test pipeline\n")
+
+
+def save_tiny_ip_adapter(folder: Path, sd_folder: Path, seed: int = 0) -> Path:
+    """A random IP-Adapter for the tiny SD UNet in `sd_folder` and a tiny CLIP image encoder,
+    laid out as the IP-Adapter releases are: ip-adapter.safetensors beside image_encoder/."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    unet = UNet2DConditionModel.from_pretrained(str(sd_folder / "unet"), local_files_only=True)
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            projection_dim=IMAGE_EMBED_DIM,
+        )
+    )
+    encoder.save_pretrained(str(folder / "image_encoder"))
+    cross = unet.config.cross_attention_dim
+    gen = torch.Generator().manual_seed(seed)
+    state = {
+        "image_proj.proj.weight": torch.randn(cross * 4, IMAGE_EMBED_DIM, generator=gen) * 0.2,
+        "image_proj.proj.bias": torch.zeros(cross * 4),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    # diffusers numbers the UNet's attention processors from 1 and gives the image weights of
+    # each cross-attention one the odd ids 1, 3, 5, ... in processor order.
+    cross_attentions = [n for n in unet.attn_processors if n.endswith("attn2.processor")]
+    for i, name in enumerate(cross_attentions):
+        width = _block_width(unet.config, name)
+        for part in ("to_k_ip", "to_v_ip"):
+            weight = torch.randn(width, cross, generator=gen) * 0.3
+            state[f"ip_adapter.{2 * i + 1}.{part}.weight"] = weight
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ip-adapter.safetensors"
+    save_file(state, str(path))
+    return path
+
+
+def _block_width(config: Any, name: str) -> int:
+    """The channel width of the UNet block an attention processor sits in."""
+    widths = list(config.block_out_channels)
+    if name.startswith("mid_block"):
+        return int(widths[-1])
+    block = int(name.split(".")[1])
+    return int(widths[block] if name.startswith("down_blocks") else widths[::-1][block])
