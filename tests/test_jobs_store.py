@@ -155,6 +155,27 @@ def test_claim_heartbeat_complete_walks_the_happy_path(store: JobStore) -> None:
     assert store.get(job.id) == done
 
 
+def test_watchers_hear_each_committed_change_of_a_job(store: JobStore) -> None:
+    heard: list[str] = []
+
+    def broken(_job_id: str) -> None:
+        raise RuntimeError("a waiter went away")
+
+    stop = store.watch(heard.append)
+    store.watch(broken)  # its failure must not fail the store's caller
+    first, second = store.submit("imagine", {}), store.submit("imagine", {})
+    assert heard == []  # a new job has no one waiting on it yet
+    store.claim("w1")
+    store.heartbeat(first.id, "w1", step=1, total=2)
+    store.complete(first.id, "w1", {})
+    store.cancel(second.id)
+    assert heard == [first.id, first.id, first.id, second.id]
+    stop()
+    third = store.submit("imagine", {})
+    store.cancel(third.id)
+    assert heard == [first.id, first.id, first.id, second.id]
+
+
 def test_claim_takes_highest_priority_then_oldest_and_respects_kinds(store: JobStore) -> None:
     old = store.submit("imagine", {})
     video = store.submit("animate", {})

@@ -420,6 +420,20 @@ def test_a_queued_job_starts_at_once_however_rarely_the_worker_polls(make_app: M
         engine.gate.set()
 
 
+def test_an_event_stream_ends_when_the_job_does_not_at_its_next_poll(make_app: Make) -> None:
+    app, runtime = make_app(worker=True, events_poll_s=120.0)
+    engine = GatedEngine()
+    runtime.add_engine(engine, name="embedded")
+    with TestClient(app, client=LOCAL) as client:
+        job = client.post("/v1/jobs", json={"prompt": "a fox", "steps": 2}).json()
+        assert engine.entered.wait(10)
+        threading.Timer(0.2, engine.gate.set).start()
+        started = time.monotonic()
+        stream = events(client, job["id"])
+        assert stream[-1][0] == "end" and stream[-1][1]["state"] == "done", stream[-1]
+        assert time.monotonic() - started < 45.0  # the worker's report woke the stream
+
+
 def test_media_links_expire(make_app: Make) -> None:
     app, _ = make_app()
     signer = app.state.server.signer

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import math
 import random
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,8 @@ from imagineer.jobs.models import (
     WebhookRow,
     WebhookState,
 )
+
+logger = logging.getLogger(__name__)
 
 _WRITE = "imagineer_write"  # execution option: this transaction will write (SQLite: lock at BEGIN)
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -84,6 +87,7 @@ class JobStore:
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         writer = self._engine.execution_options(**{_WRITE: True})
         self._writes = sessionmaker(writer, expire_on_commit=False)
+        self._listeners: builtins.list[Callable[[str], None]] = []
 
     @property
     def dialect(self) -> str:
@@ -93,6 +97,24 @@ class JobStore:
     def close(self) -> None:
         """Release all connections; the store cannot be used afterwards."""
         self._engine.dispose()
+
+    def watch(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call listener(job_id) after each change this object commits to a job that was
+        queued (its claim, progress, end, requeue or cancel); returns the call that stops it.
+
+        Lets a server wake what waits on a job instead of polling; changes made through
+        other JobStore objects (other worker processes) are not seen.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _changed(self, job_ids: Iterable[str]) -> None:
+        for job_id in job_ids:
+            for listener in list(self._listeners):
+                try:
+                    listener(job_id)
+                except Exception:  # a waiter's failure must not fail the store's caller
+                    logger.exception("job %s: a change listener failed", job_id)
 
     def __enter__(self) -> JobStore:
         return self
@@ -189,6 +211,7 @@ class JobStore:
                 row.cancel_requested = True
             elif state is not JobState.CANCELLED:
                 raise InvalidTransition(job_id, state.value, JobState.CANCELLED.value)
+        self._changed([job_id])
         return row.to_job()
 
     def delete(self, job_id: str, *, user_id: str | None = None) -> None:
@@ -210,6 +233,7 @@ class JobStore:
             if row is None:
                 return None
             self._start(row, worker_id)
+        self._changed([row.id])
         return row.to_job()
 
     def claim_batch(
@@ -232,6 +256,7 @@ class JobStore:
                 )
             for row in rows:
                 self._start(row, worker_id)
+        self._changed(row.id for row in rows)
         return [row.to_job() for row in rows]
 
     def claim_mates(
@@ -252,6 +277,7 @@ class JobStore:
             rows = self._mates(session, batch_key, max_jobs, kinds, self._clock())
             for row in rows:
                 self._start(row, worker_id)
+        self._changed(row.id for row in rows)
         return [row.to_job() for row in rows]
 
     def _mates(
@@ -291,7 +317,9 @@ class JobStore:
                 row.progress_step = _check_int("step", step, minimum=0)
             if total is not None:
                 row.progress_total = _check_int("total", total, minimum=0)
-            return not row.cancel_requested
+            keep_going = not row.cancel_requested
+        self._changed([job_id])
+        return keep_going
 
     def complete(
         self, job_id: str, worker_id: str, result: JsonDict, *, attempt: int | None = None
@@ -308,6 +336,7 @@ class JobStore:
             row.result = checked
             row.error = None
             self._finish(session, row, JobState.DONE)
+        self._changed([job_id])
         return row.to_job()
 
     def fail(self, job_id: str, worker_id: str, reason: str, *, attempt: int | None = None) -> Job:
@@ -323,6 +352,7 @@ class JobStore:
                 self._retry_later(row)
             else:
                 self._finish(session, row, JobState.FAILED)
+        self._changed([job_id])
         return row.to_job()
 
     def release(
@@ -340,6 +370,7 @@ class JobStore:
                 # Attempts only grow, so a late report of the interrupted one stays refusable.
                 row.max_attempts += 1
                 _requeue(row)
+        self._changed([job_id])
         return row.to_job()
 
     def mark_cancelled(self, job_id: str, worker_id: str, *, attempt: int | None = None) -> Job:
@@ -347,6 +378,7 @@ class JobStore:
         with self._write() as session:
             row = _held_row(session, job_id, worker_id, JobState.CANCELLED, attempt)
             self._finish(session, row, JobState.CANCELLED)
+        self._changed([job_id])
         return row.to_job()
 
     def requeue_stale(self, older_than_s: float) -> int:
@@ -382,6 +414,7 @@ class JobStore:
                 else:
                     row.error = silent
                     self._finish(session, row, JobState.FAILED)
+        self._changed(row.id for row in rows)
         return [row.to_job() for row in rows]
 
     # --- webhooks: an outbox written with each job's end ------------------------------------

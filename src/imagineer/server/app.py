@@ -29,6 +29,7 @@ from imagineer.server.routes import (
     webhooks,
 )
 from imagineer.server.routes.webhooks import Webhooks
+from imagineer.server.signals import JobSignals
 from imagineer.server.webhooks import DispatcherThread, WebhookDispatcher, master_secret
 from imagineer.server.worker import InProcessWorker
 from imagineer.service import Service
@@ -74,10 +75,12 @@ def create_app(
         signer=UrlSigner.create(),
         media_dir=media_dir,
         worker=worker,
+        signals=JobSignals(),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop_watching = runtime.store.watch(state.signals.changed)
         if state.worker is not None:
             state.worker.start()
         if hooks.dispatcher is not None:
@@ -88,6 +91,7 @@ def create_app(
             if hooks.dispatcher is not None:
                 await run_in_threadpool(hooks.dispatcher.stop)
             await run_in_threadpool(_shut_down, state, own_runtime)
+            stop_watching()
 
     app = FastAPI(
         title="imagineer",

@@ -16,6 +16,7 @@ from imagineer.server.keys import KeyStore
 from imagineer.server.limits import RateLimiter
 from imagineer.server.media import UrlSigner
 from imagineer.server.options import ServerOptions
+from imagineer.server.signals import JobSignals
 from imagineer.server.worker import InProcessWorker
 from imagineer.service import Service
 
@@ -33,6 +34,7 @@ class ServerState:
     signer: UrlSigner
     media_dir: Path
     worker: InProcessWorker | None  # None when separate `imagineer jobs work` processes run jobs
+    signals: JobSignals  # wakes requests waiting on a job when this process changes it
 
     @property
     def store(self) -> JobStore:

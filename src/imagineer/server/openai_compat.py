@@ -3,6 +3,7 @@ waiting for the queued jobs to answer with base64 images or signed links."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import re
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Final
 
-import anyio
 from fastapi.concurrency import run_in_threadpool
 
 from imagineer.jobs import Job, JobState
@@ -19,6 +19,7 @@ from imagineer.server.deps import ServerState
 from imagineer.server.errors import ApiError
 from imagineer.server.media import result_of
 from imagineer.server.schemas import ImageData, ImageGenerationRequest, ResponseFormat
+from imagineer.server.signals import wait_for_change
 from imagineer.service.plan import GRID_SIZE
 
 QUALITY_FLAGS: Final = {"hd": "--q 2", "high": "--q 2", "low": "--q 0.5"}  # others: --q 1
@@ -76,6 +77,17 @@ def generation_prompt(body: ImageGenerationRequest, grid: int) -> str:
 async def wait_for_jobs(state: ServerState, jobs: Sequence[Job], timeout_s: float) -> list[Job]:
     """The jobs once all are done; 500 when one failed, 504 (cancelling them) on timeout."""
     deadline = time.monotonic() + timeout_s
+    with state.signals.watching(job.id for job in jobs) as changed:
+        return await _wait(state, jobs, changed, deadline, timeout_s)
+
+
+async def _wait(
+    state: ServerState,
+    jobs: Sequence[Job],
+    changed: asyncio.Event,
+    deadline: float,
+    timeout_s: float,
+) -> list[Job]:
     while True:
         now = [
             await run_in_threadpool(state.store.get, job.id, user_id=job.user_id) for job in jobs
@@ -91,7 +103,7 @@ async def wait_for_jobs(state: ServerState, jobs: Sequence[Job], timeout_s: floa
                 f"the images were not ready within {timeout_s:g} s (is a worker running?)",
                 code="timeout",
             )
-        await anyio.sleep(WAIT_POLL_S)
+        await wait_for_change(changed, WAIT_POLL_S)  # woken by this process's worker
     for job in now:
         if job.state is not JobState.DONE:
             why = f": {job.error}" if job.error else ""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from imagineer.jobs import Job, JobNotFound, JobState
 from imagineer.server.deps import PrincipalDep, ServerState, StateDep
 from imagineer.server.schemas import JobPublic, PreviewEvent, ProgressEvent, fraction
+from imagineer.server.signals import wait_for_change
 from imagineer.service.previews import Preview, read_preview
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -43,6 +44,14 @@ def job_events(job_id: str, state: StateDep, principal: PrincipalDep) -> Streami
 
 
 async def _stream(state: ServerState, job: Job) -> AsyncIterator[str]:
+    with state.signals.watching([job.id]) as changed:
+        async for event in _events(state, job, changed):
+            yield event
+
+
+async def _events(state: ServerState, job: Job, changed: asyncio.Event) -> AsyncIterator[str]:
+    """The stream's events: it reads the job again when this process changes it (its worker's
+    progress, the end) or, for jobs other processes run, every events_poll_s."""
     last: tuple[object, ...] | None = None
     sent: FileKey = None
     preview_path = state.service.preview_path(job)
@@ -70,7 +79,7 @@ async def _stream(state: ServerState, job: Job) -> AsyncIterator[str]:
         if job.state.finished:
             yield sse("end", JobPublic.from_job(job).model_dump_json())
             return
-        await anyio.sleep(state.options.events_poll_s)
+        await wait_for_change(changed, state.options.events_poll_s)
         try:
             job = await run_in_threadpool(state.store.get, job.id, user_id=job.user_id)
         except JobNotFound:
