@@ -157,3 +157,33 @@ def test_training_resumes_an_old_checkpoint_into_the_grown_model(
         p for name, p in grown.model.named_parameters() if ".pos." in name and p.abs().sum() > 0
     ]
     assert moved, "the new position layers did not train"
+
+
+def test_t_shift_moves_training_towards_pure_noise(tiny_data: Path) -> None:
+    from imagineer.engines.embedded.text import TextStates
+    from imagineer.engines.embedded.unet import UNet
+    from imagineer.train.flow import flow_loss
+
+    class Recording(UNet):
+        seen: list[torch.Tensor]
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor, text: TextStates) -> torch.Tensor:
+            self.seen.append(t)
+            return super().forward(x, t, text)
+
+    model = Recording(TINY)
+    buckets, _ = data_mod.load(tiny_data)
+    x0, text = buckets[0].batch(torch.arange(8))
+
+    def times(shift: float) -> torch.Tensor:
+        model.seen = []
+        gen = torch.Generator().manual_seed(2)
+        for _ in range(40):
+            flow_loss(model, x0, text, gen, t_shift=shift)
+        return torch.cat(model.seen)
+
+    plain, shifted = times(1.0), times(3.0)
+    assert abs(float(plain.median()) - 0.5) < 0.08
+    # t' = s t / (1 + (s-1) t): the median moves from 1/2 to 3/4
+    assert abs(float(shifted.median()) - 0.75) < 0.06
+    assert float((shifted > 0.85).float().mean()) > 2 * float((plain > 0.85).float().mean())

@@ -41,6 +41,14 @@ def flow_command(
             "0 trains every pixel alike.",
         ),
     ] = 0.0,
+    t_shift: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Shift training times towards pure noise, where layout (position, count) "
+            "is decided; 1 = plain logit-normal.",
+        ),
+    ] = 1.0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     export: Annotated[
@@ -62,6 +70,7 @@ def flow_command(
         batch=batch,
         lr=lr,
         object_weight=object_weight,
+        t_shift=t_shift,
         threads=threads,
         device=device,
         init=init,

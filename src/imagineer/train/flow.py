@@ -32,6 +32,7 @@ class FlowTrainConfig:
     ema: float = 0.999
     caption_dropout: float = 0.1  # empty prompt this often: what guidance and --no need
     object_weight: float = 0.0  # extra loss weight on object pixels (small objects, else blobs)
+    t_shift: float = 1.0  # > 1 trains more at high noise, where the layout is decided
     checkpoint_every_s: float = 300.0
     log_every: int = 25
     threads: int | None = None
@@ -47,14 +48,17 @@ def flow_loss(
     text: TextStates,
     gen: torch.Generator,
     weight: torch.Tensor | None = None,
+    t_shift: float = 1.0,
 ) -> torch.Tensor:
     """Rectified-flow loss: x_t = (1-t) x0 + t noise, target v = noise - x0.
 
     `weight` (B, 1, H, W), if given, weighs each pixel's squared error; the loss stays a weighted
-    mean, so its scale matches the plain loss.
+    mean, so its scale matches the plain loss. `t_shift` > 1 moves the logit-normal t towards
+    pure noise (t' = s·t / (1 + (s-1)·t)), where the layout — where things go, how many — is set.
     """
     b = x0.shape[0]
-    t = torch.sigmoid(torch.randn(b, generator=gen, device=x0.device))  # logit-normal t
+    z = torch.randn(b, generator=gen, device=x0.device)
+    t = torch.sigmoid(z + math.log(t_shift))  # logit-normal t, shifted
     noise = torch.randn(x0.shape, generator=gen, device=x0.device)
     xt = (1 - t)[:, None, None, None] * x0 + t[:, None, None, None] * noise
     err = (model(xt, t, text) - (noise - x0)).square()
@@ -221,7 +225,14 @@ class Trainer:
             weight = (1.0 + self.cfg.object_weight * bucket.object_mask(idx)).to(self.device)
         for group in self.opt.param_groups:
             group["lr"] = self._lr(run_step)
-        loss = flow_loss(self.model, x0.to(self.device), text.to(self.device), self.gen, weight)
+        loss = flow_loss(
+            self.model,
+            x0.to(self.device),
+            text.to(self.device),
+            self.gen,
+            weight,
+            self.cfg.t_shift,
+        )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
