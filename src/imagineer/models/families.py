@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imagineer.engines.base import Capability
 
@@ -36,29 +36,59 @@ class Family:
     description: str = ""
 
 
+_SD15 = Family(
+    "sd15",
+    "image",
+    ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"),
+    frozenset({T2I, I2I, INPAINT, UPSCALE}),
+    512,
+    8,
+    30,
+    7.5,
+    weighted_prompts=True,
+    description="Stable Diffusion 1.x / 2.x",
+)
+_WAN = Family(
+    "wan",
+    "video",
+    ("WanPipeline",),
+    frozenset({T2V}),
+    480,
+    16,
+    30,
+    5.0,
+    cuda_dtype="bfloat16",
+    frames=33,
+    fps=16,
+    frames_rule=(4, 1),
+    max_batch=1,
+    description="Wan 2.x text-to-video",
+)
+_COGVIDEOX = Family(
+    "cogvideox",
+    "video",
+    ("CogVideoXPipeline",),
+    frozenset({T2V}),
+    480,
+    16,
+    50,
+    6.0,
+    cuda_dtype="bfloat16",
+    frames=49,
+    fps=8,
+    frames_rule=(8, 1),
+    max_batch=1,
+    description="CogVideoX text-to-video",
+)
+
+# Sibling checkpoints (inpainting, image-to-video) run at their base family's defaults.
 FAMILIES: tuple[Family, ...] = (
-    Family(
-        "sd15",
-        "image",
-        ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"),
-        frozenset({T2I, I2I, INPAINT, UPSCALE}),
-        512,
-        8,
-        30,
-        7.5,
-        weighted_prompts=True,
-        description="Stable Diffusion 1.x / 2.x",
-    ),
-    Family(
-        "sd15-inpaint",
-        "image",
-        ("StableDiffusionInpaintPipeline",),
-        frozenset({INPAINT}),
-        512,
-        8,
-        30,
-        7.5,
-        weighted_prompts=True,
+    _SD15,
+    replace(
+        _SD15,
+        name="sd15-inpaint",
+        pipelines=("StableDiffusionInpaintPipeline",),
+        capabilities=frozenset({INPAINT}),
         description="Stable Diffusion inpainting checkpoint (9 input channels)",
     ),
     Family(
@@ -164,68 +194,20 @@ FAMILIES: tuple[Family, ...] = (
         max_batch=1,
         description="LTX-Video",
     ),
-    Family(
-        "wan",
-        "video",
-        ("WanPipeline",),
-        frozenset({T2V}),
-        480,
-        16,
-        30,
-        5.0,
-        cuda_dtype="bfloat16",
-        frames=33,
-        fps=16,
-        frames_rule=(4, 1),
-        max_batch=1,
-        description="Wan 2.x text-to-video",
-    ),
-    Family(
-        "wan-i2v",
-        "video",
-        ("WanImageToVideoPipeline",),
-        frozenset({I2V}),
-        480,
-        16,
-        30,
-        5.0,
-        cuda_dtype="bfloat16",
-        frames=33,
-        fps=16,
-        frames_rule=(4, 1),
-        max_batch=1,
+    _WAN,
+    replace(
+        _WAN,
+        name="wan-i2v",
+        pipelines=("WanImageToVideoPipeline",),
+        capabilities=frozenset({I2V}),
         description="Wan 2.x image-to-video",
     ),
-    Family(
-        "cogvideox",
-        "video",
-        ("CogVideoXPipeline",),
-        frozenset({T2V}),
-        480,
-        16,
-        50,
-        6.0,
-        cuda_dtype="bfloat16",
-        frames=49,
-        fps=8,
-        frames_rule=(8, 1),
-        max_batch=1,
-        description="CogVideoX text-to-video",
-    ),
-    Family(
-        "cogvideox-i2v",
-        "video",
-        ("CogVideoXImageToVideoPipeline",),
-        frozenset({I2V}),
-        480,
-        16,
-        50,
-        6.0,
-        cuda_dtype="bfloat16",
-        frames=49,
-        fps=8,
-        frames_rule=(8, 1),
-        max_batch=1,
+    _COGVIDEOX,
+    replace(
+        _COGVIDEOX,
+        name="cogvideox-i2v",
+        pipelines=("CogVideoXImageToVideoPipeline",),
+        capabilities=frozenset({I2V}),
         description="CogVideoX image-to-video",
     ),
     Family(
