@@ -27,6 +27,7 @@ from imagineer.engines.diffusers_shared import (
     circular_padding,
     generators,
     info_for,
+    init_picture,
     pipeline_key,
     step_callback,
     to_uint8,
@@ -139,8 +140,8 @@ class DiffusersImageEngine:
         """Start images at the output size; for upscale, the VAE latents enlarged (latent
         upscale) when the VAE is a plain KL autoencoder, else the enlarged pixels."""
         first = items[0]
-        size = (first.width, first.height)
-        pictures = [_picture(item, size) for item in items]
+        size = (first.width, first.height)  # one call's items share their size (pipeline_key)
+        pictures = [init_picture(item) for item in items]
         if first.capability is not Capability.UPSCALE or not _latent_vae(pipe):
             return pictures
         small = [Image.fromarray(item.init_image) for item in items]  # type: ignore[arg-type]
@@ -169,13 +170,6 @@ class DiffusersImageEngine:
                 big = big.resize((item.width, item.height), Image.Resampling.LANCZOS)
             outputs.append(np.asarray(big))
         return outputs, {"upscaler": "sd-x4", "noise_level": X4_NOISE_LEVEL}
-
-
-def _picture(item: GenerationInput, size: tuple[int, int]) -> Image.Image:
-    image = Image.fromarray(item.init_image)  # type: ignore[arg-type]
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    return image
 
 
 def _mask(item: GenerationInput) -> Image.Image:

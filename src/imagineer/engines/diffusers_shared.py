@@ -12,6 +12,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 import torch
+from PIL import Image
 
 from imagineer.engines.base import (
     Capability,
@@ -260,3 +261,10 @@ def check_images(items: Sequence[GenerationInput], capability: Capability) -> No
             raise EngineError(f"item {i}: {capability.value} needs an input image")
         if capability is Capability.INPAINT and item.mask is None:
             raise EngineError(f"item {i}: inpaint needs a mask (True where to repaint)")
+
+
+def init_picture(item: GenerationInput) -> Image.Image:
+    """The item's input image at its output size (Lanczos when it must be resized)."""
+    image = Image.fromarray(item.init_image)  # type: ignore[arg-type]
+    size = (item.width, item.height)
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from imagineer.engines.base import (
     Capability,
@@ -30,6 +29,7 @@ from imagineer.engines.diffusers_shared import (
     check_images,
     generators,
     info_for,
+    init_picture,
     pipeline_key,
     step_callback,
     to_uint8,
@@ -155,7 +155,7 @@ class DiffusersVideoEngine:
             wanted.update(self.prompts.arguments(pipe, items))
             wanted["guidance_scale"] = first.guidance
         if first.capability is Capability.IMAGE_TO_VIDEO:
-            pictures = [_picture(item) for item in items]
+            pictures = [init_picture(item) for item in items]
             wanted["image"] = pictures[0] if len(pictures) == 1 else pictures
         kwargs = call_kwargs(pipe, wanted, required=("generator", "num_frames"))
         result = pipe(**kwargs)
@@ -183,9 +183,3 @@ def max_frames(entry: ModelEntry) -> int | None:
             if isinstance(limit, int):
                 return limit
     return ANIMATEDIFF_FRAMES
-
-
-def _picture(item: GenerationInput) -> Image.Image:
-    image = Image.fromarray(item.init_image)  # type: ignore[arg-type]
-    size = (item.width, item.height)
-    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
