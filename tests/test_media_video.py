@@ -13,6 +13,7 @@ from imagineer.media.video import (
     contact_sheet,
     poster_frame,
     read_video,
+    resolve_video_path,
     video_recipe_json,
     write_video,
 )
@@ -156,3 +157,32 @@ def test_poster_frame_and_contact_sheet(tmp_path: Path) -> None:
     assert np.array_equal(np.array(sheet)[:H, W + 2 : 2 * W + 2], frames[2])
     with pytest.raises(ValueError, match="every=0"):
         contact_sheet(frames, every=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "expected"),
+    [
+        ("clip", "webm", ("clip.webm", "webm")),
+        ("clip.GIF", None, ("clip.GIF", "gif")),
+        ("clip.v2", "mp4", ("clip.v2", "mp4")),  # a suffix of the caller's own is kept
+        ("clip.mp4", "mp4", ("clip.mp4", "mp4")),
+    ],
+)
+def test_resolve_video_path(name: str, fmt: str | None, expected: tuple[str, str]) -> None:
+    path, chosen = resolve_video_path(Path(name), fmt)
+    assert (path.name, chosen.name) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "needle"),
+    [
+        ("a.avi", None, "unknown video format '.avi': use one of mp4, webm, gif"),
+        ("a.mp4", "mkv", "unknown video format 'mkv': use one of mp4, webm, gif"),
+        ("a", None, "has no suffix: add one or pass fmt (mp4, webm, gif)"),
+        ("a.mp4", "gif", "ends in .mp4 but fmt='gif'"),
+    ],
+)
+def test_bad_video_format_names(name: str, fmt: str | None, needle: str) -> None:
+    with pytest.raises(ValueError) as err:
+        resolve_video_path(Path(name), fmt)
+    assert needle in str(err.value)

@@ -25,6 +25,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from imagineer.media.files import atomic_write_bytes
+from imagineer.media.formats import find_format, resolve_format_path
 from imagineer.provenance.recipe import RECIPE_SCHEMA, Recipe
 
 PNG_RECIPE_KEY: Final = "imagineer:recipe"
@@ -61,37 +62,12 @@ _ALIASES: Final = {"jpg": "jpeg", "jpe": "jpeg"}
 
 def image_format(name: str) -> ImageFormat:
     """The format called `name` ("png", "jpeg"/"jpg", "webp"); ValueError for anything else."""
-    key = _ALIASES.get(name.lower().lstrip("."), name.lower().lstrip("."))
-    for fmt in IMAGE_FORMATS:
-        if fmt.name == key:
-            return fmt
-    raise ValueError(
-        f"unknown image format {name!r}: use one of {', '.join(SUPPORTED_IMAGE_FORMATS)}"
-    )
+    return find_format(name, IMAGE_FORMATS, "image", _ALIASES)
 
 
 def resolve_image_path(path: Path, fmt: str | None) -> tuple[Path, ImageFormat]:
-    """The path to write and its format: from `fmt` when given, else from the suffix.
-
-    A path without a suffix gets the format's suffix; a suffix naming another format is an error.
-    """
-    if fmt is None:
-        if not path.suffix:
-            raise ValueError(
-                f"{path.name!r} has no suffix: add one or pass fmt "
-                f"({', '.join(SUPPORTED_IMAGE_FORMATS)})"
-            )
-        return path, image_format(path.suffix)
-    chosen = image_format(fmt)
-    if not path.suffix:
-        return path.with_name(path.name + chosen.suffix), chosen
-    try:
-        named = image_format(path.suffix)
-    except ValueError:
-        return path, chosen  # a suffix of the caller's own, e.g. ".v2": keep it
-    if named != chosen:
-        raise ValueError(f"{path.name!r} ends in {path.suffix} but fmt={fmt!r}: make them agree")
-    return path, chosen
+    """The path to write and its format: from `fmt` when given, else from the suffix."""
+    return resolve_format_path(path, fmt, image_format, SUPPORTED_IMAGE_FORMATS)
 
 
 def sidecar_path(path: Path) -> Path:

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from imagineer.media.files import atomic_path
+from imagineer.media.formats import find_format, resolve_format_path
 from imagineer.media.images import array_to_image, is_recipe_json, make_grid, write_sidecar
 from imagineer.provenance.recipe import Recipe
 
@@ -66,33 +67,12 @@ class VideoInfo:
 
 def video_format(name: str) -> VideoFormat:
     """The format called `name` ("mp4", "webm", "gif"); ValueError for anything else."""
-    key = name.lower().lstrip(".")
-    for fmt in VIDEO_FORMATS:
-        if fmt.name == key:
-            return fmt
-    raise ValueError(
-        f"unknown video format {name!r}: use one of {', '.join(SUPPORTED_VIDEO_FORMATS)}"
-    )
+    return find_format(name, VIDEO_FORMATS, "video")
 
 
 def resolve_video_path(path: Path, fmt: str | None) -> tuple[Path, VideoFormat]:
     """The path to write and its format: from `fmt` when given, else from the suffix."""
-    if fmt is None:
-        if not path.suffix:
-            raise ValueError(
-                f"{path.name!r} has no suffix: add one or pass fmt "
-                f"({', '.join(SUPPORTED_VIDEO_FORMATS)})"
-            )
-        return path, video_format(path.suffix)
-    chosen = video_format(fmt)
-    if not path.suffix:
-        return path.with_name(path.name + chosen.suffix), chosen
-    if (
-        path.suffix.lower() in {f.suffix for f in VIDEO_FORMATS}
-        and path.suffix.lower() != chosen.suffix
-    ):
-        raise ValueError(f"{path.name!r} ends in {path.suffix} but fmt={fmt!r}: make them agree")
-    return path, chosen
+    return resolve_format_path(path, fmt, video_format, SUPPORTED_VIDEO_FORMATS)
 
 
 def write_video(
