@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
+from engine_wrappers import WrappedEngine
 from imagineer.cli import app as cli_app
-from imagineer.engines.base import EngineInfo, GenerationInput, GenerationOutput, RunControl
+from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.jobs import JobState
 from imagineer.media.images import read_recipe
 from imagineer.runtime import Runtime
@@ -372,24 +373,20 @@ def _derive(client: TestClient, job_id: str, image: dict) -> None:
         assert png.size == (big["width"], big["height"])
 
 
-class GatedEngine:
+class GatedEngine(WrappedEngine):
     """The small engine, held at its first call until the test opens the gate."""
 
     def __init__(self) -> None:
-        self.inner = SmallEngine(tiny_embedded())
+        super().__init__(SmallEngine(tiny_embedded()))
         self.gate = threading.Event()
         self.entered = threading.Event()
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def generate(
         self, batch: Sequence[GenerationInput], control: RunControl
     ) -> list[GenerationOutput]:
         self.entered.set()
         self.gate.wait(30)
-        return self.inner.generate(batch, control)
+        return super().generate(batch, control)
 
 
 def test_shutdown_requeues_the_job_it_could_not_finish(make_app: Make) -> None:

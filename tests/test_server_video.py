@@ -17,7 +17,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imagineer.engines.base import EngineInfo, GenerationInput, GenerationOutput, RunControl
+from engine_wrappers import WrappedEngine
+from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.media.video import read_video
 from imagineer.runtime import EMBEDDED_VIDEO, Runtime
 from imagineer.server.app import create_app
@@ -30,23 +31,19 @@ from test_video_service import SmallVideo, picture
 Make = Callable[..., tuple[FastAPI, Runtime]]
 
 
-class GatedVideo:
+class GatedVideo(WrappedEngine):
     """The small video engine, held before each clip until the test opens the gate: a running
     job's preview is then surely on disk, whatever the machine's speed."""
 
     def __init__(self) -> None:
-        self.inner = SmallVideo()
+        super().__init__(SmallVideo())
         self.gate = threading.Event()
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def generate(
         self, batch: Sequence[GenerationInput], control: RunControl
     ) -> list[GenerationOutput]:
         self.gate.wait(60)
-        return self.inner.generate(batch, control)
+        return super().generate(batch, control)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagineer.engines.base import EngineInfo, GenerationInput, GenerationOutput, RunControl
+from engine_wrappers import WrappedEngine
+from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.jobs import JobState, JobStore
 from imagineer.provenance.recipe import Recipe
 from imagineer.runtime import Runtime
@@ -38,22 +39,18 @@ PROMPTS = (
 )
 
 
-class CountingEngine:
+class CountingEngine(WrappedEngine):
     """The small engine, recording the size of each engine call."""
 
     def __init__(self) -> None:
-        self.inner = SmallEngine(tiny_embedded())
+        super().__init__(SmallEngine(tiny_embedded()))
         self.calls: list[int] = []
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def generate(
         self, batch: Sequence[GenerationInput], control: RunControl
     ) -> list[GenerationOutput]:
         self.calls.append(len(batch))
-        return self.inner.generate(batch, control)
+        return super().generate(batch, control)
 
 
 @pytest.fixture
@@ -206,16 +203,12 @@ def test_a_killed_attempt_leaves_no_second_result(runtime: Runtime, tmp_path: Pa
     assert on_disk == listed and len(listed) == 5  # attempt 1's half result is gone
 
 
-class SlowEngine:
+class SlowEngine(WrappedEngine):
     """The small engine, taking `seconds` per call (stopping early when asked to)."""
 
     def __init__(self, seconds: float) -> None:
-        self.inner = SmallEngine(tiny_embedded())
+        super().__init__(SmallEngine(tiny_embedded()))
         self.seconds = seconds
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def generate(
         self, batch: Sequence[GenerationInput], control: RunControl
@@ -224,7 +217,7 @@ class SlowEngine:
         while time.monotonic() < deadline:
             control.step(0, 1)  # raises Cancelled once the job is taken back
             time.sleep(0.05)
-        return self.inner.generate(batch, control)
+        return super().generate(batch, control)
 
 
 _PROCESS = """

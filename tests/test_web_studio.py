@@ -21,7 +21,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imagineer.engines.base import EngineInfo, GenerationInput, GenerationOutput, RunControl
+from engine_wrappers import WrappedEngine
+from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.runtime import Runtime
 from imagineer.server.app import create_app
 from imagineer.server.options import ServerOptions
@@ -34,18 +35,14 @@ FAST = {"poll_interval_s": 0.05, "heartbeat_s": 0.1, "events_poll_s": 0.05}
 WAIT_MS = 60_000  # the longest the browser tests wait for anything to show
 
 
-class PausingEngine:
+class PausingEngine(WrappedEngine):
     """The small engine, paused after its first preview until the test releases it: the
     preview is then surely on disk while the job runs, whatever the machine's speed."""
 
     def __init__(self) -> None:
-        self.inner = SmallEngine(tiny_embedded())
+        super().__init__(SmallEngine(tiny_embedded()))
         self.release = threading.Event()
         self.paused = threading.Event()
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def generate(
         self, batch: Sequence[GenerationInput], control: RunControl
@@ -58,7 +55,7 @@ class PausingEngine:
                 self.release.wait(60)
 
         paused = RunControl(report, control.should_cancel, preview_every=control.preview_every)
-        return self.inner.generate(batch, paused)
+        return super().generate(batch, paused)
 
 
 def build_app(tmp_path: Path, engine: object, **changes: Any) -> tuple[FastAPI, Runtime, Service]:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imagineer.engines.base import EngineInfo, GenerationInput, GenerationOutput, RunControl
+from engine_wrappers import WrappedEngine
+from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.runtime import EMBEDDED_VIDEO
 from test_service import SmallEngine, tiny_embedded
 from test_video_service import SmallVideo
@@ -23,17 +24,13 @@ from test_web_studio import LiveServer, browser, build_app, shot
 __all__ = ["browser"]  # the module's browser fixture, shared with test_web_studio
 
 
-class PausingVideo:
+class PausingVideo(WrappedEngine):
     """The small video engine, paused at its first progress report until the test releases
     it: the clip's job is then surely running, with progress and a preview, when looked at."""
 
     def __init__(self) -> None:
-        self.inner = SmallVideo()
+        super().__init__(SmallVideo())
         self.release = threading.Event()
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def generate(
         self, batch: Sequence[GenerationInput], control: RunControl
@@ -43,7 +40,7 @@ class PausingVideo:
                 control.on_progress(step, total, preview)
             self.release.wait(60)
 
-        return self.inner.generate(batch, RunControl(report, control.should_cancel))
+        return super().generate(batch, RunControl(report, control.should_cancel))
 
 
 @pytest.fixture
