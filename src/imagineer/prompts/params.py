@@ -18,6 +18,7 @@ from imagineer.prompts.syntax import (
     escape,
     format_number,
     is_image_ref,
+    is_named_image,
     parse_number,
     text_problem,
     unescape,
@@ -285,14 +286,19 @@ class Image(Codec):
 
 
 def _ref_problem(ref: str) -> str | None:
-    if "::" in ref or not (is_image_ref(ref) or re.fullmatch(r"[0-9]{1,30}", ref)):
-        return f"is not a style reference: use {IMAGE_WHAT}, or a numeric style code"
+    named = is_named_image(ref)
+    if "::" in ref or not (is_image_ref(ref) or named or re.fullmatch(r"[0-9]{1,30}", ref)):
+        return (
+            f"is not a style reference: use {IMAGE_WHAT}, upload:ID, job:ID/INDEX, "
+            "or a numeric style code"
+        )
     return None
 
 
 @dataclass(frozen=True)
 class Refs(Codec):
-    """Style references (`--sref`): image links, paths or numeric codes, each maybe `::weight`."""
+    """Style references (`--sref`): image links, paths, `upload:ID`, `job:ID/INDEX` or numeric
+    codes, each maybe `::weight`."""
 
     arity = Arity.SOME
 

@@ -31,7 +31,7 @@ class Params:
     raw: bool = False  # --raw or --style raw: less automatic beautifying
     repeat: int = 1  # 1–40: run the prompt this many times
     iw: float = 1.0  # 0–3: weight of the image prompts against the text
-    sref: tuple[WeightedText, ...] = ()  # style references: links, paths or numeric codes
+    sref: tuple[WeightedText, ...] = ()  # style references: links, paths, upload:/job: names, codes
     sw: int = 100  # 0–1000: weight of the style references
     personalize: tuple[str, ...] | None = None  # None: off; (): on with the default profile
     version: str | None = None  # model version like "6.1"; None: the model's default

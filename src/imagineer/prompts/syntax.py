@@ -13,6 +13,7 @@ _IMAGE_URL_RE = re.compile(rf"https?://[^\s{{}}?#]+{_EXT}(?:[?#][^\s{{}}]*)?", r
 # A path needs one character before the extension and must not start with "-" (parameters do).
 _IMAGE_PATH_RE = re.compile(rf"[^\s{{}}\-][^\s{{}}]*{_EXT}", re.IGNORECASE)
 _URL_RE = re.compile(r"https?://", re.IGNORECASE)
+_NAMED_IMAGE_RE = re.compile(r"job:[A-Za-z0-9_-]{1,64}(?:/[0-9]{1,4})?|upload:[A-Za-z0-9_-]{1,64}")
 _PARAM_WORD_RE = re.compile(r"--([A-Za-z][^\s]*)")
 # Phones and word processors turn "--" into a dash; "—ar 16:9" must not pass as text.
 _DASH_WORD_RE = re.compile(r"[\u2012\u2013\u2014\u2015\u2212]{1,2}([A-Za-z]+)")
@@ -28,6 +29,12 @@ MAX_DIGITS = 30
 def is_image_ref(word: str) -> bool:
     """True for an image URL or path ending in png, jpg, jpeg, webp or gif."""
     return bool(_IMAGE_URL_RE.fullmatch(word) or _IMAGE_PATH_RE.fullmatch(word))
+
+
+def is_named_image(word: str) -> bool:
+    """True for `job:ID`, `job:ID/INDEX` (an image of one of the caller's jobs) or `upload:ID`
+    (an image the caller uploaded): the style references a server takes over HTTP."""
+    return bool(_NAMED_IMAGE_RE.fullmatch(word))
 
 
 def is_url(word: str) -> bool:

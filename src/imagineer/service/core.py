@@ -29,7 +29,9 @@ from imagineer.service.jobs import (
     ImageJobRequest,
     ImagineJob,
     JobRequest,
+    PinnedStyle,
     ReelJob,
+    RemixJob,
     Strength,
     UpscaleJob,
     VaryJob,
@@ -43,7 +45,13 @@ from imagineer.service.jobs import (
 from imagineer.service.previews import PreviewFn, PreviewWriter, preview_file
 from imagineer.service.render import Batch, CancelFn, Hooks, ProgressFn, Renderer, Source, Work
 from imagineer.service.results import GenerationResult, ModelSummary, NotAnOutput, SafetyRefusal
-from imagineer.service.styles import load_styles
+from imagineer.service.styles import (
+    LOCAL_FILES,
+    StyleResolver,
+    StyleSources,
+    load_styles,
+    pin_styles,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -77,15 +85,17 @@ class Service:
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
         on_preview: PreviewFn | None = None,
+        pinned: Sequence[PinnedStyle] | None = None,
     ) -> GenerationResult:
         """A 2x2 grid per request of `prompt_text`, every image saved with its marks.
 
-        `steps` overrides what --q and --draft pick. Raises PromptError, SafetyRefusal,
-        UnsupportedRequest, RoutingError, or Cancelled when `should_cancel` says so.
+        `steps` overrides what --q and --draft pick; `pinned`: a queued job's --sref files (None:
+        read them from this machine now). Raises PromptError, SafetyRefusal, UnsupportedRequest,
+        RoutingError, or Cancelled when `should_cancel` says so.
         """
         started = time.perf_counter()
         # 1-2. safety, parse, route, plan
-        batches = self.plan_imagine(prompt_text, user=user, steps=steps)
+        batches = self.plan_imagine(prompt_text, user=user, steps=steps, pinned=pinned)
         # 3. generate, 4. write with recipes and marks
         return self.renderer.produce(
             "imagine",
@@ -97,7 +107,12 @@ class Service:
         )
 
     def plan_imagine(
-        self, prompt_text: str, *, user: str = "local", steps: int | None = None
+        self,
+        prompt_text: str,
+        *,
+        user: str = "local",
+        steps: int | None = None,
+        pinned: Sequence[PinnedStyle] | None = None,
     ) -> builtins.list[Batch]:
         """What `imagine` would render: one planned grid per request, with its engine."""
         # 1. the safety gate, before any compute
@@ -108,7 +123,7 @@ class Service:
             planning.check_supported(request)
         batches = []
         for request in requests:
-            styles = load_styles(request)
+            styles = load_styles(request, resolver=self.style_resolver(user, pinned))
             route = self.route(planning.capability_for(request), model=request.params.model)
             grid = planning.plan_request(
                 request,
@@ -132,6 +147,7 @@ class Service:
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
         on_preview: PreviewFn | None = None,
+        pinned: Sequence[PinnedStyle] | None = None,
     ) -> GenerationResult:
         """A 2x2 grid of variations of an image, with new seeds; strength subtle or strong.
 
@@ -152,7 +168,7 @@ class Service:
             seed_source=self._seed_source,
             steps=steps,
             capability=Capability.IMAGE_TO_IMAGE,
-            styles=load_styles(request),
+            styles=load_styles(request, resolver=self.style_resolver(user, pinned)),
         )
         inputs = tuple(
             dataclasses.replace(item, width=width, height=height, init_image=image, strength=amount)
@@ -222,6 +238,7 @@ class Service:
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
         on_preview: PreviewFn | None = None,
+        pinned: Sequence[PinnedStyle] | None = None,
     ) -> GenerationResult:
         """Re-render the grid an image came from: the image at its recipe's index has
         identical pixels on the same engine weights.
@@ -243,7 +260,8 @@ class Service:
         item = planning.input_from_recipe(recipe)
         if request is not None:  # the recipe's --sref files must still be what they were
             expected = planning.style_digests(recipe) if prompt is None else ()
-            styles = load_styles(request, expected=expected)
+            resolver = self.style_resolver(user, pinned)
+            styles = load_styles(request, expected=expected, resolver=resolver)
             planning.check_styles(request, route.engine.info, styles)
             item = dataclasses.replace(item, style_refs=styles)
         if request is not None and prompt is not None:
@@ -354,11 +372,13 @@ class Service:
         priority: int = 0,
         idempotency_key: str | None = None,
         webhook_url: str | None = None,
+        sources: StyleSources = LOCAL_FILES,
     ) -> Job:
         """Queue a request; its prompt is checked (syntax, safety) now, not when it runs.
 
         Jobs that can share an engine batch get the same batch key; with webhook_url, a
-        signed event is posted there when the job ends.
+        signed event is posted there when the job ends. Its --sref images are resolved from
+        `sources` and pinned by path and hash now: the worker reads only those.
         """
         request = with_absolute_paths(request)
         if isinstance(request, AnimateJob | ExtendJob | ReelJob):
@@ -369,6 +389,7 @@ class Service:
             for parsed in parse_all(request.prompt):
                 planning.check_supported(parsed)
             self.check_prompt(request.prompt, user)
+        request = pin_styles(request, self.style_resolver(user, sources=sources))
         return self.runtime.store.submit(
             request.kind,
             to_payload(request),
@@ -399,6 +420,7 @@ class Service:
                 on_progress=on_progress,
                 should_cancel=should_cancel,
                 on_preview=on_preview,
+                pinned=request.sref,
             )
         if isinstance(request, VaryJob):
             return self.vary(
@@ -411,6 +433,7 @@ class Service:
                 on_progress=on_progress,
                 should_cancel=should_cancel,
                 on_preview=on_preview,
+                pinned=request.sref,
             )
         if isinstance(request, UpscaleJob):
             return self.upscale(
@@ -430,6 +453,7 @@ class Service:
             on_progress=on_progress,
             should_cancel=should_cancel,
             on_preview=on_preview,
+            pinned=request.sref,
         )
 
     def run_job(self, job: Job, ctx: JobContext) -> dict[str, object]:
@@ -515,14 +539,19 @@ class Service:
         root = batching.job_root(job.payload, job.id, self.runtime.settings.output_dir)
         batching.clear_other_attempts(root, job.attempts)
         folder = batching.attempt_folder(root, job.attempts)
-        return dataclasses.replace(request, out_dir=str(folder))
+        request = dataclasses.replace(request, out_dir=str(folder))
+        if isinstance(request, ImagineJob | VaryJob | RemixJob) and request.sref is None:
+            request = dataclasses.replace(request, sref=())  # a worker reads only pinned files
+        return request
 
     def _imagine_work(self, job: Job, ctx: JobContext, preview: PreviewFn) -> Work:
         started = time.perf_counter()
         request = self._attempt_request(job)
         if not isinstance(request, ImagineJob):
             raise ValueError(f"a {job.kind} job cannot run in a batch: only imagine jobs do")
-        batches = self.plan_imagine(request.prompt, user=job.user_id, steps=request.steps)
+        batches = self.plan_imagine(
+            request.prompt, user=job.user_id, steps=request.steps, pinned=request.sref
+        )
         hooks = Hooks(ctx.progress, ctx.cancelled, preview)
         return Work(
             "imagine",
@@ -584,6 +613,21 @@ class Service:
         decision = self.runtime.gate.check(prompt_text, user)
         if not decision.allowed:
             raise SafetyRefusal(decision)
+
+    def style_resolver(
+        self,
+        user: str,
+        pinned: Sequence[PinnedStyle] | None = None,
+        *,
+        sources: StyleSources = LOCAL_FILES,
+    ) -> StyleResolver:
+        """How `user`'s --sref references are read: a queued job's pinned files only, or what
+        `sources` allow, with job:ID naming the user's own jobs."""
+        pins = None if pinned is None else {pin.ref: pin for pin in pinned}
+        return StyleResolver(sources, lambda job_id: self._users_job(job_id, user), pins)
+
+    def _users_job(self, job_id: str, user: str) -> Job:
+        return self.runtime.store.get(job_id, user_id=user)
 
     def route(
         self, capability: Capability, *, model: str | None = None, allow_fallback: bool = False

@@ -33,6 +33,44 @@ def _check_path(path: object) -> None:
         raise ValueError(f"path={path!r}: must be the path of an image file")
 
 
+@dataclass(frozen=True)
+class PinnedStyle:
+    """A --sref reference as resolved when its job was queued: the worker reads this file, and
+    only while its sha256 is still this one (a queued job never reads another image)."""
+
+    ref: str  # as the prompt writes it: `style.png`, `upload:ID`, `job:ID/2`
+    path: str  # the absolute path it named when queued
+    sha256: str  # the file's content hash then
+
+    def __post_init__(self) -> None:
+        for name in ("ref", "path", "sha256"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"sref {name}={getattr(self, name)!r}: must be non-empty text")
+        if not Path(self.path).is_absolute():
+            raise ValueError(f"sref path={self.path!r}: must be absolute")
+        if len(self.sha256) != 64 or not set(self.sha256) <= set("0123456789abcdef"):
+            raise ValueError(f"sref sha256={self.sha256!r}: must be 64 hex digits")
+
+
+def _pinned_styles(value: object) -> tuple[PinnedStyle, ...] | None:
+    """A job's pinned --sref references from Python values or its JSON payload."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"sref={value!r}: must be a list of pinned references, or null")
+    pinned = []
+    for item in value:
+        if isinstance(item, Mapping):
+            unknown = set(item) - {"ref", "path", "sha256"}
+            if unknown:
+                raise ValueError(f"sref item has unknown keys: {', '.join(sorted(unknown))}")
+            item = PinnedStyle(**item)
+        if not isinstance(item, PinnedStyle):
+            raise ValueError(f"sref item {item!r}: must be a pinned reference")
+        pinned.append(item)
+    return tuple(pinned)
+
+
 def check_strength(strength: object) -> float:
     """The image-to-image strength of a --strong/--subtle choice."""
     if strength not in STRENGTHS:
@@ -54,12 +92,14 @@ class ImagineJob:
     prompt: str
     out_dir: str | None = None  # None: Settings.output_dir of the worker
     steps: int | None = None  # None: from --q and --draft
+    sref: tuple[PinnedStyle, ...] | None = None  # --sref files as queued; None: read them now
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise ValueError(f"prompt={self.prompt!r}: must be non-empty prompt text")
         _check_optional_text("out_dir", self.out_dir)
         _check_steps(self.steps)
+        object.__setattr__(self, "sref", _pinned_styles(self.sref))
 
 
 @dataclass(frozen=True)
@@ -72,6 +112,7 @@ class VaryJob:
     prompt: str | None = None  # None: the image's own recipe prompt
     out_dir: str | None = None
     steps: int | None = None
+    sref: tuple[PinnedStyle, ...] | None = None  # --sref files as queued; None: read them now
 
     def __post_init__(self) -> None:
         _check_path(self.path)
@@ -79,6 +120,7 @@ class VaryJob:
         _check_optional_text("prompt", self.prompt)
         _check_optional_text("out_dir", self.out_dir)
         _check_steps(self.steps)
+        object.__setattr__(self, "sref", _pinned_styles(self.sref))
 
 
 @dataclass(frozen=True)
@@ -105,12 +147,14 @@ class RemixJob:
     prompt: str | None = None  # None: exactly the recipe
     out_dir: str | None = None
     steps: int | None = None
+    sref: tuple[PinnedStyle, ...] | None = None  # --sref files as queued; None: read them now
 
     def __post_init__(self) -> None:
         _check_path(self.path)
         _check_optional_text("prompt", self.prompt)
         _check_optional_text("out_dir", self.out_dir)
         _check_steps(self.steps)
+        object.__setattr__(self, "sref", _pinned_styles(self.sref))
 
 
 def _check_seconds(seconds: object, bounds: tuple[float, float]) -> None:
