@@ -431,6 +431,25 @@ def test_an_event_stream_ends_when_the_job_does_not_at_its_next_poll(make_app: M
         assert time.monotonic() - started < 45.0  # the worker's report woke the stream
 
 
+def test_a_stream_of_a_queued_job_reads_the_store_about_once_a_second(
+    idle: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = idle.post("/v1/jobs", json={"prompt": "a fox"}).json()
+    store = idle.app.state.server.store  # type: ignore[attr-defined]
+    reads: list[float] = []
+    real_get = store.get
+
+    def counted(job_id: str, **kw: Any) -> Any:
+        reads.append(time.monotonic())
+        return real_get(job_id, **kw)
+
+    monkeypatch.setattr(store, "get", counted)
+    threading.Timer(2.5, lambda: store.cancel(job["id"])).start()  # the cancel wakes it
+    stream = events(idle, job["id"])
+    assert stream[-1][0] == "end" and stream[-1][1]["state"] == "cancelled"
+    assert 2 <= len(reads) <= 5, reads  # not every events_poll_s (0.05 s here): 50 reads
+
+
 def test_media_links_expire(make_app: Make) -> None:
     app, _ = make_app()
     signer = app.state.server.signer

@@ -21,6 +21,10 @@ from imagineer.service.previews import Preview, read_preview
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+# A queued job changes only when a worker claims it: this process's worker wakes the stream
+# at once, another process's claim is seen within this (a crowd of waiting streams reads the
+# store 4x less often than running ones do).
+QUEUED_POLL_S = 1.0
 FileKey = tuple[int, int] | None  # (mtime in ns, size) of the preview last sent
 
 
@@ -51,7 +55,8 @@ async def _stream(state: ServerState, job: Job) -> AsyncIterator[str]:
 
 async def _events(state: ServerState, job: Job, changed: asyncio.Event) -> AsyncIterator[str]:
     """The stream's events: it reads the job again when this process changes it (its worker's
-    progress, the end) or, for jobs other processes run, every events_poll_s."""
+    progress, the end) or, for jobs other processes run, every events_poll_s while it runs
+    (QUEUED_POLL_S while it waits)."""
     last: tuple[object, ...] | None = None
     sent: FileKey = None
     preview_path = state.service.preview_path(job)
@@ -79,7 +84,10 @@ async def _events(state: ServerState, job: Job, changed: asyncio.Event) -> Async
         if job.state.finished:
             yield sse("end", JobPublic.from_job(job).model_dump_json())
             return
-        await wait_for_change(changed, state.options.events_poll_s)
+        poll_s = state.options.events_poll_s
+        if job.state is not JobState.RUNNING:
+            poll_s = max(poll_s, QUEUED_POLL_S)
+        await wait_for_change(changed, poll_s)
         try:
             job = await run_in_threadpool(state.store.get, job.id, user_id=job.user_id)
         except JobNotFound:
