@@ -23,17 +23,15 @@ from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.jobs import JobState
 from imagineer.media.images import read_recipe
 from imagineer.runtime import Runtime
-from imagineer.server.app import create_app
 from imagineer.server.keys import KeyStore
 from imagineer.server.limits import RateLimiter, quota_wait_s
 from imagineer.server.openai_compat import aspect_for_size, generation_prompt
 from imagineer.server.options import ServerOptions
 from imagineer.server.schemas import ImageGenerationRequest
 from imagineer.server.worker import SHUTDOWN_REASON
-from test_service import DENY_POLICY, SmallEngine, make_runtime, quiet_settings, tiny_embedded
+from server_apps import LOCAL, build_app
+from test_service import SmallEngine, tiny_embedded
 
-LOCAL = ("127.0.0.1", 50000)  # a client on this machine: what keyless local mode needs
-FAST = {"poll_interval_s": 0.05, "heartbeat_s": 0.1, "events_poll_s": 0.05}
 Make = Callable[..., tuple[FastAPI, Runtime]]
 
 
@@ -43,13 +41,9 @@ def make_app(tmp_path: Path) -> Iterator[Make]:
     runtimes: list[Runtime] = []
 
     def make(settings: dict[str, Any] | None = None, **changes: Any) -> tuple[FastAPI, Runtime]:
-        policy = tmp_path / "policy.toml"
-        policy.write_text(DENY_POLICY)
-        config = quiet_settings(tmp_path, policy_file=policy, **(settings or {}))
-        runtime = make_runtime(config)
+        app, runtime, _ = build_app(tmp_path, SmallEngine(tiny_embedded()), settings, **changes)
         runtimes.append(runtime)
-        options = ServerOptions(**{"worker": False, **FAST, **changes})
-        return create_app(config, runtime=runtime, options=options), runtime
+        return app, runtime
 
     yield make
     for runtime in runtimes:

@@ -9,7 +9,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from imagineer.server.media import user_folder
-from test_server import LOCAL, new_key, wait_until
+from server_apps import LOCAL
+from test_server import new_key, wait_until
 from test_server_video import Make, make_app  # noqa: F401 - the fixture
 
 STEPS = {"steps": 1}

@@ -21,11 +21,10 @@ from engine_wrappers import WrappedEngine
 from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.media.video import read_video
 from imagineer.runtime import EMBEDDED_VIDEO, Runtime
-from imagineer.server.app import create_app
-from imagineer.server.options import ServerOptions
 from imagineer.service import Service
-from test_server import FAST, LOCAL, new_key, wait_until
-from test_service import DENY_POLICY, SmallEngine, quiet_settings, tiny_embedded
+from server_apps import LOCAL, build_app
+from test_server import new_key, wait_until
+from test_service import SmallEngine, tiny_embedded
 from test_video_service import SmallVideo, picture
 
 Make = Callable[..., tuple[FastAPI, Runtime]]
@@ -52,16 +51,10 @@ def make_app(tmp_path: Path) -> Iterator[Make]:
     runtimes: list[Runtime] = []
 
     def make(video: object | None = None, **changes: Any) -> tuple[FastAPI, Runtime]:
-        policy = tmp_path / "policy.toml"
-        policy.write_text(DENY_POLICY)
-        marks = {"watermark": changes.pop("watermark", False), "sign": changes.pop("sign", False)}
-        settings = quiet_settings(tmp_path, policy_file=policy, **marks)
-        runtime = Runtime.from_settings(settings)
+        app, runtime, _ = build_app(tmp_path, SmallEngine(tiny_embedded()), **changes)
         runtimes.append(runtime)
-        runtime.add_engine(SmallEngine(tiny_embedded()), name="embedded")
         runtime.add_engine(video or SmallVideo(), name=EMBEDDED_VIDEO)
-        options = ServerOptions(**{"worker": False, **FAST, **changes})
-        return create_app(settings, runtime=runtime, options=options), runtime
+        return app, runtime
 
     yield make
     for runtime in runtimes:

@@ -23,15 +23,10 @@ from PIL import Image
 
 from engine_wrappers import WrappedEngine
 from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
-from imagineer.runtime import Runtime
-from imagineer.server.app import create_app
-from imagineer.server.options import ServerOptions
-from imagineer.service import Service
 from imagineer.service.previews import PreviewWriter, preview_every, preview_file, read_preview
-from test_service import DENY_POLICY, SmallEngine, quiet_settings, tiny_embedded
+from server_apps import LOCAL, build_app
+from test_service import SmallEngine, tiny_embedded
 
-LOCAL = ("127.0.0.1", 50000)  # a client on this machine: keyless local mode
-FAST = {"poll_interval_s": 0.05, "heartbeat_s": 0.1, "events_poll_s": 0.05}
 WAIT_MS = 60_000  # the longest the browser tests wait for anything to show
 
 
@@ -56,18 +51,6 @@ class PausingEngine(WrappedEngine):
 
         paused = RunControl(report, control.should_cancel, preview_every=control.preview_every)
         return super().generate(batch, paused)
-
-
-def build_app(tmp_path: Path, engine: object, **changes: Any) -> tuple[FastAPI, Runtime, Service]:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(DENY_POLICY)
-    marks = {"watermark": changes.pop("watermark", False), "sign": changes.pop("sign", False)}
-    settings = quiet_settings(tmp_path, policy_file=policy, **marks)
-    runtime = Runtime.from_settings(settings)
-    runtime.add_engine(engine, name="embedded")
-    service = Service(runtime)
-    options = ServerOptions(**{"worker": False, **FAST, **changes})
-    return create_app(settings, service=service, options=options), runtime, service
 
 
 @pytest.fixture

@@ -17,9 +17,10 @@ import pytest
 from engine_wrappers import WrappedEngine
 from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.runtime import EMBEDDED_VIDEO
+from server_apps import build_app
 from test_service import SmallEngine, tiny_embedded
 from test_video_service import SmallVideo
-from test_web_studio import LiveServer, browser, build_app, shot
+from test_web_studio import LiveServer, browser, shot
 
 __all__ = ["browser"]  # the module's browser fixture, shared with test_web_studio
 

@@ -28,7 +28,8 @@ from imagineer.server.webhooks import (
     user_secret,
     verify,
 )
-from test_server import LOCAL, Make, make_app, new_key  # noqa: F401 - fixtures
+from server_apps import LOCAL
+from test_server import Make, make_app, new_key  # noqa: F401 - fixtures
 
 pytest_plugins = ["pg_server"]
 
