@@ -133,27 +133,36 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
         verify(tmp_path / "nope.png")
 
 
-def test_signed_mp4_with_marked_frames(identity: SigningIdentity, tmp_path: Path) -> None:
+def write_clip(path: Path, frames: list[Image.Image], codec: str, options: dict[str, str]) -> Path:
+    """Encode 256x256 frames at 8 fps with PyAV (the test is skipped without it)."""
     av = pytest.importorskip("av")
-    payload = wm.payload_for_recipe(RECIPE)
-    frames = wm.embed_frames([scene(20 + i) for i in range(8)], payload)
-    clip = tmp_path / "clip.mp4"
-    with av.open(str(clip), "w") as container:
-        stream = container.add_stream("libx264", rate=8, options={"crf": "20"})
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=8, options=options)
         stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_image(frame)))
         container.mux(stream.encode())
-    signed = pc.sign_file(
+    return path
+
+
+def sign_clip(clip: Path, identity: SigningIdentity) -> Path:
+    """The clip signed as made by the embedded video model with RECIPE, beside it as signed.*."""
+    return pc.sign_file(
         clip,
-        tmp_path / "signed.mp4",
+        clip.with_name("signed" + clip.suffix),
         identity=identity,
         action="created",
         recipe_json=RECIPE,
         model="embedded-video",
         model_hash="",
     )
-    verdict = verify(signed)
+
+
+def test_signed_mp4_with_marked_frames(identity: SigningIdentity, tmp_path: Path) -> None:
+    payload = wm.payload_for_recipe(RECIPE)
+    frames = wm.embed_frames([scene(20 + i) for i in range(8)], payload)
+    clip = write_clip(tmp_path / "clip.mp4", frames, "libx264", {"crf": "20"})
+    verdict = verify(sign_clip(clip, identity))
     assert verdict.finding == "manifest_valid"
     assert verdict.watermark is not None and verdict.watermark.matches(payload)
     assert verdict.watermark.frames_checked == 8
@@ -199,15 +208,8 @@ def test_full_chain_through_save_image(fmt: str, identity: SigningIdentity, tmp_
 
 
 def test_webm_reads_its_watermark_without_claiming_a_stripped_manifest(tmp_path: Path) -> None:
-    av = pytest.importorskip("av")
     frames = wm.embed_frames([scene(40 + i) for i in range(4)], 0x1234ABCD)
-    clip = tmp_path / "clip.webm"
-    with av.open(str(clip), "w") as container:
-        stream = container.add_stream("libvpx-vp9", rate=8, options={"crf": "20", "b": "0"})
-        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
-        container.mux(stream.encode())
+    clip = write_clip(tmp_path / "clip.webm", frames, "libvpx-vp9", {"crf": "20", "b": "0"})
     verdict = verify(clip)
     assert verdict.summary == "watermark found; .webm cannot carry a C2PA manifest"
     assert verdict.watermark is not None and verdict.watermark.payload == 0x1234ABCD
@@ -218,16 +220,7 @@ def test_animated_gif_frames_vote(identity: SigningIdentity, tmp_path: Path) -> 
     frames = wm.embed_frames([scene(50 + i) for i in range(4)], payload)
     gif = tmp_path / "clip.gif"
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=125, loop=0)
-    signed = pc.sign_file(
-        gif,
-        tmp_path / "signed.gif",
-        identity=identity,
-        action="created",
-        recipe_json=RECIPE,
-        model="embedded-video",
-        model_hash="",
-    )
-    verdict = verify(signed)
+    verdict = verify(sign_clip(gif, identity))
     assert verdict.finding == "manifest_valid"
     assert verdict.watermark is not None and verdict.watermark.frames_checked == 4
     assert verdict.watermark.matches(payload)
