@@ -9,23 +9,13 @@ import torch
 from engine_contract import EngineContract
 from imagineer.engines.base import Capability, GenerationInput, RunControl
 from imagineer.engines.embedded.engine import EmbeddedEngine
-from imagineer.engines.embedded.text import TextEncoder
-from imagineer.engines.embedded.unet import UNet, UNetConfig
 from imagineer.engines.embedded.upscaler import Upscaler, UpscalerConfig
-
-TINY_UNET = UNetConfig.tiny()
+from test_service import tiny_embedded
 
 
 @pytest.fixture(scope="module")
 def tiny_engine() -> EmbeddedEngine:
-    torch.manual_seed(0)
-    unet = UNet(TINY_UNET)
-    # Random, non-zero output layers so the pixels depend on every input.
-    for p in unet.parameters():
-        if p.abs().sum() == 0 and p.ndim > 1:
-            torch.nn.init.normal_(p, std=0.05)
-    upscaler = Upscaler(UpscalerConfig.tiny())
-    return EmbeddedEngine(unet, upscaler, TextEncoder("cpu"), model_hash="0" * 64)
+    return tiny_embedded()
 
 
 def item(seed: int, **kw: object) -> GenerationInput:
