@@ -24,6 +24,7 @@ from imagineer.server.routes import (
     jobs,
     media,
     prompts,
+    uploads,
     verify,
     videos,
     webhooks,
@@ -102,7 +103,7 @@ def create_app(
     app.state.server = state
     app.state.webhooks = hooks
     install_handlers(app)
-    for module in (health, jobs, events, media, verify, images, prompts, webhooks, videos):
+    for module in (health, jobs, events, media, verify, images, prompts, webhooks, videos, uploads):
         app.include_router(module.router)
     mount_studio(app)  # the web studio at /, its files under /static/
     return app

@@ -16,6 +16,7 @@ from imagineer.jobs import InvalidTransition, JobNotFound
 from imagineer.prompts import PromptError
 from imagineer.router import RoutingError
 from imagineer.service import NotAnOutput, SafetyRefusal, UnsupportedRequest
+from imagineer.service.styles import StyleRefused
 
 OPENAI_PREFIX = "/v1/images"  # routes whose clients expect OpenAI's statuses (400, not 422/403)
 
@@ -82,6 +83,8 @@ def from_service_error(exc: Exception, *, openai: bool) -> ApiError:
     if isinstance(exc, InvalidTransition):
         extra = {"state": exc.current}
         return ApiError(409, str(exc), code="invalid_state", extra=extra)
+    if isinstance(exc, StyleRefused):
+        return ApiError(bad, str(exc), code="sref_refused", param="prompt")
     if isinstance(exc, UnsupportedRequest | NotAnOutput):
         return ApiError(bad, str(exc), code="unsupported_request")
     if isinstance(exc, RoutingError):

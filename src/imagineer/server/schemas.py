@@ -123,6 +123,16 @@ class ReelCreate(_Notified):
     steps: int | None = Field(default=None, ge=1, description="keyframe steps")
 
 
+class UploadPublic(BaseModel):
+    """An image the caller uploaded, for their prompts to name as a style reference."""
+
+    id: str
+    sref: str  # what a prompt writes: `--sref upload:ID`
+    width: int
+    height: int
+    bytes: int
+
+
 class Progress(BaseModel):
     step: int | None
     total: int | None

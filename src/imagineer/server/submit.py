@@ -14,11 +14,19 @@ from imagineer.server.errors import ApiError
 from imagineer.server.limits import quota_wait_s, start_of_day
 from imagineer.server.media import user_folder
 from imagineer.service import JobRequest, UpscaleJob
+from imagineer.service.styles import StyleSources
 
 
 def out_dir(state: ServerState, principal: Principal) -> str:
     """Where the caller's outputs go (jobs name it, so any worker process writes there)."""
     return str(user_folder(state.media_dir, principal.user_id))
+
+
+def style_sources(state: ServerState, principal: Principal) -> StyleSources:
+    """What the caller's --sref may name: their uploads and images of their jobs; files on the
+    server's disk only in local single-user mode (no key, loopback, this machine's client)."""
+    uploads = user_folder(state.media_dir, principal.user_id) / "uploads"
+    return StyleSources(paths=principal.key_id is None, uploads=uploads)
 
 
 def submit_jobs(
@@ -54,9 +62,14 @@ def submit_jobs(
             headers={"Retry-After": str(math.ceil(wait))},
         )
     key = idempotency_key if len(requests) == 1 else None
+    sources = style_sources(state, principal)
     jobs = [
         state.service.submit(
-            request, user=principal.user_id, idempotency_key=key, webhook_url=webhook_url
+            request,
+            user=principal.user_id,
+            idempotency_key=key,
+            webhook_url=webhook_url,
+            sources=sources,
         )
         for request in requests
     ]
