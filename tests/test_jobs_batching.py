@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,10 +21,9 @@ from imagineer.jobs import (
     Worker,
     WorkerThread,
 )
+from waiting import wait_for
 
-pytest_plugins = ["pg_server"]
-
-NO_WAIT = RetryPolicy(base_s=0.0)
+pytest_plugins = ["job_stores"]
 
 
 class Clock:
@@ -38,21 +37,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[JobStore]:
-    opened = JobStore(db_url, retry=NO_WAIT)
-    yield opened
-    opened.close()
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 # --- retries wait longer each time ---------------------------------------------------------------
@@ -200,7 +184,7 @@ def test_a_batch_that_is_not_full_waits_for_mates(store: JobStore) -> None:
     )
     thread = threading.Thread(target=worker.run_batch_once)
     thread.start()
-    _wait_for(lambda: store.get(first.id).state is JobState.RUNNING, "the first claim")
+    wait_for(lambda: store.get(first.id).state is JobState.RUNNING, "the first claim", 30.0)
     late = store.submit("imagine", {}, batch_key="k")  # within the window: it joins
     thread.join(30)
     assert seen == [2]

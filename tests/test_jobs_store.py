@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,21 +16,10 @@ from imagineer.jobs import (
     JobState,
     JobStore,
     NotJobOwner,
-    RetryPolicy,
     default_database_url,
 )
 
-pytest_plugins = ["pg_server"]
-
-
-NO_WAIT = RetryPolicy(base_s=0.0)  # retries are claimable at once (backoff has its own test)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[JobStore]:
-    opened = JobStore(db_url, retry=NO_WAIT)
-    yield opened
-    opened.close()
+pytest_plugins = ["job_stores"]
 
 
 def _running(store: JobStore, worker: str = "w1", **submit: object) -> Job:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,12 @@ from imagineer.jobs import (
     JobContext,
     JobState,
     JobStore,
-    RetryPolicy,
     Worker,
     WorkerThread,
 )
+from waiting import wait_for
 
-pytest_plugins = ["pg_server"]
+pytest_plugins = ["job_stores"]
 
 
 def _fast_worker(
@@ -41,30 +40,12 @@ def _fast_worker(
     )
 
 
-NO_WAIT = RetryPolicy(base_s=0.0)  # retries are claimable at once (backoff has its own test)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[JobStore]:
-    opened = JobStore(db_url, retry=NO_WAIT)
-    yield opened
-    opened.close()
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
 def test_worker_runs_a_job_reporting_progress_and_result(store: JobStore) -> None:
     def handler(job: Job, ctx: JobContext) -> dict[str, object]:
         for step in range(1, 4):
             ctx.progress(step, 3)
         # The heartbeat thread, not the handler, carries progress to the store.
-        _wait_for(lambda: store.get(job.id).progress_step == 3, "progress in the store")
+        wait_for(lambda: store.get(job.id).progress_step == 3, "progress in the store", 10.0)
         return {"echo": job.payload["prompt"]}
 
     job = store.submit("imagine", {"prompt": "a red fox"})
@@ -164,7 +145,7 @@ def test_wake_starts_a_queued_job_before_the_next_poll(store: JobStore) -> None:
     time.sleep(0.1)  # the worker found nothing and waits for its next poll, a minute away
     job = store.submit("imagine", {})
     worker.wake()
-    _wait_for(lambda: store.get(job.id).state is JobState.DONE, "the woken worker", 10.0)
+    wait_for(lambda: store.get(job.id).state is JobState.DONE, "the woken worker", 10.0)
     started = time.monotonic()
     assert thread.stop(10.0) == []
     assert time.monotonic() - started < 5.0  # stopping wakes it too
@@ -209,7 +190,7 @@ def test_a_job_whose_worker_is_killed_is_finished_exactly_once(
     marker = tmp_path / "claimed"
     doomed = subprocess.Popen([sys.executable, "-c", _DOOMED, db_url, str(marker)])
     try:
-        _wait_for(lambda: marker.exists() or doomed.poll() is not None, "the worker to claim")
+        wait_for(lambda: marker.exists() or doomed.poll() is not None, "the worker to claim", 10.0)
         assert doomed.poll() is None, f"the doomed worker exited early with {doomed.returncode}"
     finally:
         doomed.send_signal(signal.SIGKILL)  # no chance to clean up, as in a crash
@@ -229,7 +210,7 @@ def test_a_job_whose_worker_is_killed_is_finished_exactly_once(
     thread = threading.Thread(target=survivor.run, args=(stop,))
     thread.start()
     try:
-        _wait_for(lambda: store.get(job.id).state.finished, "the survivor to finish the job")
+        wait_for(lambda: store.get(job.id).state.finished, "the survivor to finish the job", 10.0)
     finally:
         stop.set()
         thread.join(10)

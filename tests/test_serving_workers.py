@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from test_service import (
     quiet_settings,
     tiny_embedded,
 )
+from waiting import wait_for
 
 TESTS = Path(__file__).parent
 PROMPTS = (
@@ -59,14 +60,6 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
     policy.write_text(DENY_POLICY)
     with make_runtime(quiet_settings(tmp_path, policy_file=policy)) as made:
         yield made
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _timeless(result: GenerationResult) -> list[Recipe]:
@@ -182,7 +175,12 @@ def test_a_killed_attempt_leaves_no_second_result(runtime: Runtime, tmp_path: Pa
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     try:
-        _wait_for(lambda: marker.exists() or doomed.poll() is not None, "two files written")
+        wait_for(
+            lambda: marker.exists() or doomed.poll() is not None,
+            "two files written",
+            120.0,
+            poll_s=0.05,
+        )
         assert doomed.poll() is None, f"the doomed worker exited with {doomed.returncode}"
     finally:
         doomed.send_signal(signal.SIGKILL)
@@ -193,7 +191,7 @@ def test_a_killed_attempt_leaves_no_second_result(runtime: Runtime, tmp_path: Pa
     assert runtime.store.requeue_stale(0.5) == 1  # what any idle worker does
     survivor = service.worker("survivor", heartbeat_interval=0.1, stale_after_s=0.5)
     # The retry waits a few seconds (backoff) before it can be claimed.
-    _wait_for(lambda: survivor.run_once() is not None, "the survivor to claim", timeout=60)
+    wait_for(lambda: survivor.run_once() is not None, "the survivor to claim", 60, poll_s=0.05)
     done = service.job(job.id)
     assert (done.state, done.attempts) == (JobState.DONE, 2)
     result = GenerationResult.from_dict(done.result or {})
@@ -257,7 +255,12 @@ def test_sigterm_finishes_within_the_grace_or_requeues(
         text=True,
     )
     try:
-        _wait_for(lambda: runtime.store.get(job.id).state is JobState.RUNNING, "the claim")
+        wait_for(
+            lambda: runtime.store.get(job.id).state is JobState.RUNNING,
+            "the claim",
+            120.0,
+            poll_s=0.05,
+        )
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=300)
     finally:
