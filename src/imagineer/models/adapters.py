@@ -41,13 +41,9 @@ def is_adapter_file(path: Path) -> bool:
         return isinstance(data, dict) and set(data) == {"image_proj", "ip_adapter"}
     if path.suffix != ".safetensors":
         return False
-    from safetensors import SafetensorError, safe_open
+    from imagineer.models.sources import tensor_names
 
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            keys = list(f.keys())
-    except SafetensorError as err:
-        raise CatalogError(f"{path.name} cannot be read as a checkpoint: {err}") from None
+    keys = tensor_names(path)
     return bool(keys) and all(k.startswith(("image_proj.", "ip_adapter.")) for k in keys)
 
 
@@ -159,7 +155,7 @@ class LoadedAdapter:
     it) and the image encoder that reads the references."""
 
     name: str
-    state: dict[str, dict[str, torch.Tensor]]  # {"image_proj": …, "ip_adapter": …}
+    state: dict[str, dict[str, torch.Tensor]]  # {"image_proj": …, "ip_adapter": …}; {}: in UNet
     encoder: Any  # CLIPVisionModelWithProjection
     processor: Any  # CLIPImageProcessor
     hidden_states: bool  # IP-Adapter Plus reads the encoder's penultimate hidden states
@@ -203,15 +199,19 @@ def _read_state(path: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def put_in_unet(pipe: Any, adapter: LoadedAdapter) -> None:
     """Load the adapter's image cross-attention into the pipeline's UNet (shared by every
-    pipeline made from it); a no-op when it is there already."""
+    pipeline made from it); a no-op when it is there already. The UNet then holds the weights,
+    so the adapter lets go of its own copy (on a GPU a second one in CPU memory)."""
     if adapter.in_unet:
         return
+    if not adapter.state:
+        raise EngineError(f"IP-Adapter {adapter.name!r} was taken out of the UNet: load it again")
     state = {part: dict(values) for part, values in adapter.state.items()}
     try:
         pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None)
     except (KeyError, RuntimeError, ValueError) as err:
         raise EngineError(f"IP-Adapter {adapter.name!r} does not fit this model: {err}") from None
     adapter.in_unet = True
+    adapter.state = {}
 
 
 def take_out_of_unet(pipe: Any, adapter: LoadedAdapter) -> None:

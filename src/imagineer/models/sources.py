@@ -209,17 +209,22 @@ def _config(path: Path) -> dict[str, Any] | None:
 # --- single files and LoRAs --------------------------------------------------------------------
 
 
-def is_lora_file(path: Path) -> bool:
-    """A safetensors file whose tensor names are LoRA names (lora_A/B, lora_up/down)."""
-    if path.suffix != ".safetensors":
-        return False
+def tensor_names(path: Path) -> list[str]:
+    """The tensor names in a .safetensors file; CatalogError when it cannot be read as one."""
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            keys = list(f.keys())
+            return list(f.keys())
     except SafetensorError as err:
         raise CatalogError(f"{path.name} cannot be read as a checkpoint: {err}") from None
+
+
+def is_lora_file(path: Path) -> bool:
+    """A safetensors file whose tensor names are LoRA names (lora_A/B, lora_up/down)."""
+    if path.suffix != ".safetensors":
+        return False
+    keys = tensor_names(path)
     return bool(keys) and all("lora" in k or k.endswith(".alpha") for k in keys)
 
 
