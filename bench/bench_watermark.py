@@ -136,19 +136,19 @@ def run_ours(images: list[Image.Image], strength: float, report: Report) -> None
         embed_s.append(time.perf_counter() - start)
         marked.append(out)
         psnrs.append(wm.psnr(image, out))
-    report.add(
-        Timing(
-            f"embed (strength {strength})",
-            tuple(embed_s),
-            {"psnr_mean_db": round(float(np.mean(psnrs)), 2), "psnr_min_db": round(min(psnrs), 2)},
-        )
-    )
+    report.add(_embed_row(f"embed (strength {strength})", embed_s, psnrs))
     for name, attack in ATTACKS.items():
         attacked = [attack(m, rng) for m in marked]
         report.add(_detect_row(name, attacked, payloads, marker))
     report.add(_detect_row("unmarked", images, None, marker))
     unmarked_jpeg = [jpeg(image, 75) for image in images]
     report.add(_detect_row("unmarked, jpeg q75", unmarked_jpeg, None, marker))
+
+
+def _embed_row(label: str, times: list[float], psnrs: list[float]) -> Timing:
+    """Embedding times with the marked images' PSNR against the originals (mean, worst)."""
+    extra = {"psnr_mean_db": round(float(np.mean(psnrs)), 2), "psnr_min_db": round(min(psnrs), 2)}
+    return Timing(label, tuple(times), extra)
 
 
 def _detect_row(
@@ -215,13 +215,7 @@ def run_clips(count: int, report: Report) -> None:
                 ("re-encoded 0.5x crf 28", smaller),
             ):
                 rows.setdefault(name, []).append(_read_clip(clip, payload, marker))
-    report.add(
-        Timing(
-            f"clip embed_frames ({len(frames)} frames)",
-            tuple(embed_s),
-            {"psnr_mean_db": round(float(np.mean(psnrs)), 2), "psnr_min_db": round(min(psnrs), 2)},
-        )
-    )
+    report.add(_embed_row(f"clip embed_frames ({len(frames)} frames)", embed_s, psnrs))
     for name, results in rows.items():
         report.add(
             Timing(
@@ -285,13 +279,7 @@ def run_baseline(images: list[Image.Image], scale: int, report: Report) -> None:
         out = Image.fromarray(np.ascontiguousarray(bgr[..., ::-1]))
         marked.append(out)
         psnrs.append(wm.psnr(image, out))
-    report.add(
-        Timing(
-            f"baseline dwtDctSvd scale {scale}: embed",
-            tuple(times),
-            {"psnr_mean_db": round(float(np.mean(psnrs)), 2), "psnr_min_db": round(min(psnrs), 2)},
-        )
-    )
+    report.add(_embed_row(f"baseline dwtDctSvd scale {scale}: embed", times, psnrs))
     decoder = WatermarkDecoder("bits", 48)
 
     def read(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
