@@ -129,3 +129,45 @@ def test_real_pipelines_evict_each_other_under_a_limit(
     assert [k.split("#")[0] for k in cache.lru_order()] == [str(second)]
     assert cache.evictions[0].startswith(str(first))
     assert cache.used("cpu") <= one_model * 3 // 2
+
+
+def test_an_ip_adapter_is_charged_to_the_model_it_loads_into(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Its image encoder and the attention layers it adds to the UNet count in the cache, and
+    making room for them evicts other models, never the one it loads into."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from tiny_models import tiny_ip_adapter_file
+
+    adapter_file = tiny_ip_adapter_file(tmp_path_factory)
+    other = shutil.copytree(tiny_sd_dir(tmp_path_factory), tmp_path / "other")
+    catalog = Catalog(tmp_path / "data")
+    catalog.add(entry_for(str(adapter_file), AddOptions(name="ip")))
+    styled = entry_for(str(tiny_sd_dir(tmp_path_factory)), AddOptions(name="s", ip_adapter="ip"))
+    plain = entry_for(str(other), AddOptions(name="plain"))
+    one_model = estimate_bytes(plain, "cpu")
+    adapter_on_disk = sum(f.size for f in catalog.get("ip").files if f.path.endswith("tensors"))
+    cache = ModelCache(Plenty(), limits={"cpu": 2 * one_model + adapter_on_disk // 2})
+    manager = ModelManager(catalog, "cpu", cache)
+    with manager.pipeline(plain, Capability.TEXT_TO_IMAGE):
+        pass
+    with manager.held(styled, Capability.TEXT_TO_IMAGE) as held:  # no style call: no adapter
+        assert held.adapter is None
+    key = cache.lru_order()[-1]
+    before = cache.charged()[key][1]
+    with manager.held(styled, Capability.TEXT_TO_IMAGE, style=True) as held:
+        assert held.adapter is not None and held.adapter.state == {}  # the UNet holds it now
+        encoder = module_bytes(held.adapter.encoder)
+    layers = sum(t.numel() * t.element_size() for t in load_file(str(adapter_file)).values())
+    assert cache.charged() == {key: ("cpu", before + encoder + layers)}
+    assert cache.evictions == [f"{plain.path}#{plain.content_hash[:16]}"]
+    with manager.held(styled, Capability.IMAGE_TO_IMAGE, style=True):  # the same UNet
+        pass
+    assert cache.charged()[key][1] == before + encoder + layers
+    alone = ModelCache(Plenty(), limits={"cpu": one_model + adapter_on_disk // 2})
+    with ModelManager(catalog, "cpu", alone).held(styled, Capability.TEXT_TO_IMAGE, style=True):
+        pass
+    assert alone.evictions == [] and alone.charged()[key][1] == before + encoder + layers

@@ -79,9 +79,10 @@ def choose_placement(
     return Placement(device, dtype, "sequential", vae_tiling=True, vae_slicing=True)
 
 
-def module_bytes(value: Any) -> int:
-    """Bytes of every parameter and buffer of the torch modules in a pipeline (shared once)."""
-    modules = _modules(value)
+def module_bytes(*values: Any) -> int:
+    """Bytes of every parameter and buffer of the torch modules in pipelines or modules
+    (a tensor shared between them counted once)."""
+    modules = [module for value in values for module in _modules(value)]
     seen: set[int] = set()
     total = 0
     for module in modules:
@@ -157,12 +158,13 @@ class ModelCache:
             self._slots[key] = slot
             return loaded.value, slot.lock
 
-    def make_room(self, memory: str, need: int) -> int:
+    def make_room(self, memory: str, need: int, *, keep: str | None = None) -> int:
         """Evict least recently used models on `memory` until `need` bytes fit, or until none
-        is left there; returns the bytes free for the new model afterwards."""
+        is left there but `keep` (a model that grows: an adapter loaded into it); returns the
+        bytes free afterwards."""
         with self._lock:
             free = self.free(memory)
-            for key in [k for k, s in self._slots.items() if s.memory == memory]:
+            for key in [k for k, s in self._slots.items() if s.memory == memory and k != keep]:
                 if free >= need:
                     break
                 self.evict(key)
@@ -175,6 +177,13 @@ class ModelCache:
         if memory in self._limits:
             free = min(free, self._limits[memory] - self.used(memory))
         return max(free, 0)
+
+    def recharge(self, key: str, nbytes: int) -> None:
+        """Charge a cached model what it holds now (after an adapter was loaded into it)."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None:
+                slot.nbytes = nbytes
 
     def used(self, memory: str) -> int:
         return sum(s.nbytes for s in self._slots.values() if s.memory == memory)

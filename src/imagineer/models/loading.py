@@ -123,7 +123,7 @@ class ModelManager:
                 loaded.tasks[capability] = pipe
             self._set_loras(loaded, entry, pipe)
             if style:
-                self._set_adapter(loaded, entry, pipe)
+                self._set_adapter(key, loaded, entry, pipe)
             adapter = (
                 loaded.adapter if loaded.adapter is not None and loaded.adapter.in_unet else None
             )
@@ -138,7 +138,9 @@ class ModelManager:
         place(base, placement)
         return Loaded(LoadedModel(base, placement), placement.charged_to, module_bytes(base))
 
-    def _set_adapter(self, loaded: LoadedModel, entry: ModelEntry, pipe: Any) -> None:
+    def _set_adapter(self, key: str, loaded: LoadedModel, entry: ModelEntry, pipe: Any) -> None:
+        """Load the entry's IP-Adapter into the cached model `key`, charging the cache for it:
+        its image encoder and the attention layers it adds to the UNet."""
         if entry.ip_adapter is None:
             raise EngineError(
                 f"--sref needs an IP-Adapter on model {entry.name!r}: register one with "
@@ -146,15 +148,20 @@ class ModelManager:
                 f"it with `imagineer models add MODEL --name {entry.name} --ip-adapter NAME "
                 "--replace`"
             )
-        if loaded.adapter is not None and loaded.adapter.name != entry.ip_adapter:
-            take_out_of_unet(pipe, loaded.adapter)  # another entry of these weights had its own
+        current = loaded.adapter
+        if current is not None and current.name == entry.ip_adapter and current.in_unet:
+            return
+        if current is not None and current.name != entry.ip_adapter:
+            take_out_of_unet(pipe, current)  # another entry of these weights had its own
             loaded.adapter = None
+        placement = loaded.placement
         if loaded.adapter is None:
             adapter = self.verified(self.catalog.get(entry.ip_adapter))
-            placement = loaded.placement
             device = placement.device if placement.offload == "none" else "cpu"
+            self.cache.make_room(placement.charged_to, adapter_estimate(adapter), keep=key)
             loaded.adapter = load_adapter(adapter, placement.dtype, device)
         put_in_unet(pipe, loaded.adapter)
+        self.cache.recharge(key, module_bytes(loaded.base, loaded.adapter.encoder))
 
     def _set_loras(self, loaded: LoadedModel, entry: ModelEntry, pipe: Any) -> None:
         if not entry.loras and not loaded.loras_loaded:
@@ -186,6 +193,12 @@ def estimate_bytes(entry: ModelEntry, device: str) -> int:
 
 
 CONFIG_ENDINGS = (".json", ".txt", ".model")
+
+
+def adapter_estimate(adapter: ModelEntry) -> int:
+    """Bytes an IP-Adapter and its image encoder will add: their weights' size on disk (what
+    they add once loaded is measured and charged after)."""
+    return sum(f.size for f in adapter.files if not f.path.endswith(CONFIG_ENDINGS))
 
 
 def load_base(entry: ModelEntry, dtype: torch.dtype) -> Any:
