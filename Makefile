@@ -20,6 +20,7 @@ install: $(BIN)/imagineer
 
 demo: install
 	$(BIN)/imagineer imagine "$(PROMPT)" --out outputs/demo
+	$(BIN)/imagineer reel "$(PROMPT)" --seconds 10 --out outputs/demo
 
 lint: install
 	$(BIN)/ruff check src tests bench
