@@ -19,7 +19,7 @@ class ServerOptions:
     worker: bool = True  # run queued jobs in a server thread; False: `imagineer jobs work` does
     poll_interval_s: float = 0.2  # how often the in-process worker looks for queued jobs
     # Compatible imagine jobs the in-process worker runs in one engine batch; None: 4 on a GPU,
-    # 1 on a CPU (where bigger batches run slower per image: bench/bench_serving.py).
+    # 1 on a CPU (where bigger batches gain a few percent at most: bench/bench_serving.py).
     batch_jobs: int | None = None
     batch_window_s: float = 0.05  # how long a batch that is not full waits for more jobs
     webhooks: bool = True  # deliver webhook events from this process (as workers also do)

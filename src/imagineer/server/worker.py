@@ -65,8 +65,9 @@ class InProcessWorker:
 
 def default_batch_jobs(device: str) -> int:
     """Jobs per engine batch when none is set: 4 on a GPU, where a batch costs about what one
-    item does; 1 on a CPU, where the embedded model runs a batch of 16 images slower per image
-    than four of 4 (they outgrow the caches)."""
+    item does; 1 on a CPU, where a job's grid is already a batch of 4 and more gain little
+    (bench/bench_serving.py, embedded model on one thread: 401 ms an image at 4 images,
+    387 at 8, 405 at 16) while a batch that is not full waits batch_window_s for mates."""
     from imagineer.runtime import resolve_device
 
     return 4 if resolve_device(device).startswith("cuda") else 1
