@@ -13,7 +13,8 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
@@ -134,21 +135,21 @@ def sign_file(
     mime = mime_type(src)
     if mime_type(dst) != mime:
         raise ProvenanceError(f"src {src.name} and dst {dst.name} must have the same format")
-    recipe = _recipe_object(recipe_json)
-    check_action(action, parents)
     # 2. the manifest, 3. the signer, 4. sign into a temporary file, then move it into place
-    manifest = _manifest(dst.name, mime, action, recipe, model, model_hash, mixes_user_media)
-    manifest["assertions"].append(_watermark_assertion(recipe_json, watermarked, watermark_note))
-    builder = c2pa.Builder(manifest, _context(None))
-    try:
-        if action == "edited":
-            builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
-            _add_ingredients(builder, parents)
+    with _builder(
+        dst.name,
+        mime,
+        src.name,
+        action=action,
+        recipe_json=recipe_json,
+        model=model,
+        model_hash=model_hash,
+        parents=parents,
+        mixes_user_media=mixes_user_media,
+        watermarked=watermarked,
+        watermark_note=watermark_note,
+    ) as builder:
         _sign_atomic(builder, _signer(identity), mime, src, dst)
-    except c2pa.C2paError as err:
-        raise ProvenanceError(f"signing {src.name} failed: {err}") from err
-    finally:
-        builder.close()
     return dst
 
 
@@ -171,23 +172,56 @@ def sign_bytes(
     # 1. check inputs
     name = Path(path).name
     mime = mime_type(Path(path))
+    # 2. the manifest, 3. the signer, 4. sign from memory into memory
+    signed = io.BytesIO()
+    with _builder(
+        name,
+        mime,
+        name,
+        action=action,
+        recipe_json=recipe_json,
+        model=model,
+        model_hash=model_hash,
+        parents=parents,
+        mixes_user_media=mixes_user_media,
+        watermarked=watermarked,
+        watermark_note=watermark_note,
+    ) as builder:
+        builder.sign(_signer(identity), mime, io.BytesIO(data), signed)
+    return signed.getvalue()
+
+
+@contextmanager
+def _builder(
+    title: str,
+    mime: str,
+    source_name: str,
+    *,
+    action: Action,
+    recipe_json: str,
+    model: str,
+    model_hash: str,
+    parents: Sequence[Path],
+    mixes_user_media: bool,
+    watermarked: bool,
+    watermark_note: str,
+) -> Iterator[c2pa.Builder]:
+    """The manifest builder for one output (checked recipe and action, ingredients when
+    edited), closed afterwards; a c2pa error inside becomes a ProvenanceError naming the file."""
     recipe = _recipe_object(recipe_json)
     check_action(action, parents)
-    # 2. the manifest, 3. the signer, 4. sign from memory into memory
-    manifest = _manifest(name, mime, action, recipe, model, model_hash, mixes_user_media)
+    manifest = _manifest(title, mime, action, recipe, model, model_hash, mixes_user_media)
     manifest["assertions"].append(_watermark_assertion(recipe_json, watermarked, watermark_note))
     builder = c2pa.Builder(manifest, _context(None))
-    signed = io.BytesIO()
     try:
         if action == "edited":
             builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
             _add_ingredients(builder, parents)
-        builder.sign(_signer(identity), mime, io.BytesIO(data), signed)
+        yield builder
     except c2pa.C2paError as err:
-        raise ProvenanceError(f"signing {name} failed: {err}") from err
+        raise ProvenanceError(f"signing {source_name} failed: {err}") from err
     finally:
         builder.close()
-    return signed.getvalue()
 
 
 def _signer(identity: SigningIdentity) -> c2pa.Signer:
