@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from imagineer.engines.base import EngineError, GenerationInput
-from imagineer.models.catalog import CatalogError, ModelEntry, check_name
+from imagineer.models.catalog import CatalogError, ModelEntry
 
 ADAPTER_SUFFIXES = (".safetensors", ".bin")
 ENCODER_FOLDER = "image_encoder"  # where the IP-Adapter releases keep the encoder
@@ -57,29 +57,19 @@ def adapter_entry(
     progress: Any = None,
 ) -> ModelEntry:
     """The registry entry of an IP-Adapter file and its image encoder folder (both hashed)."""
-    from imagineer.models.sources import _now
+    from imagineer.models.sources import attachment_entry
 
     if path.suffix not in ADAPTER_SUFFIXES:
         raise CatalogError(f"{path.name}: an IP-Adapter is a .safetensors or .bin file")
     encoder = (image_encoder or path.parent / ENCODER_FOLDER).expanduser().resolve()
     files = [path, *encoder_files(encoder, given=image_encoder is not None, adapter=path)]
-    digest, stamps = hash_files(path.parent, files, progress)
-    return ModelEntry(
-        name=check_name(name or path.stem),
+    return attachment_entry(
+        path,
+        name=name or path.stem,
         source="ip-adapter",
-        path=str(path),
-        family="",
-        pipeline="",
-        capabilities=(),
-        base_side=0,
-        size_multiple=0,
-        default_steps=0,
-        default_guidance=0.0,
-        content_hash=digest,
-        files=stamps,
-        image_encoder=str(encoder),
+        hashed=hash_files(path.parent, files, progress),
         description=description or "IP-Adapter (style references)",
-        added_at=_now(),
+        image_encoder=str(encoder),
     )
 
 

@@ -230,11 +230,36 @@ def is_lora_file(path: Path) -> bool:
 
 def _lora_entry(path: Path, options: AddOptions, progress: HashProgress | None) -> ModelEntry:
     digest, stamps = hash_files(path.parent, [path], progress)
-    return ModelEntry(
-        name=check_name(options.name or path.stem),
+    return attachment_entry(
+        path,
+        name=options.name or path.stem,
         source="lora",
-        path=str(path),
+        hashed=(digest, stamps),
+        description=options.description or "LoRA",
         family=options.family or "",
+        licence=_safetensors_licence(path),
+    )
+
+
+def attachment_entry(
+    path: Path,
+    *,
+    name: str,
+    source: str,
+    hashed: tuple[str, tuple[FileStamp, ...]],
+    description: str,
+    family: str = "",
+    licence: str = "",
+    image_encoder: str | None = None,
+) -> ModelEntry:
+    """An entry for weights that attach to a model (a LoRA, an IP-Adapter): no pipeline,
+    sizes or defaults of their own. `hashed` is hash_files' (digest, stamps)."""
+    digest, stamps = hashed
+    return ModelEntry(
+        name=check_name(name),
+        source=source,
+        path=str(path),
+        family=family,
         pipeline="",
         capabilities=(),
         base_side=0,
@@ -243,8 +268,9 @@ def _lora_entry(path: Path, options: AddOptions, progress: HashProgress | None) 
         default_guidance=0.0,
         content_hash=digest,
         files=stamps,
-        licence=_safetensors_licence(path),
-        description=options.description or "LoRA",
+        licence=licence,
+        image_encoder=image_encoder,
+        description=description,
         added_at=_now(),
     )
 
