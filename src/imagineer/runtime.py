@@ -53,16 +53,20 @@ def embedded_spec(device: str) -> EngineSpec:
 
 
 def embedded_video_spec(registry: EngineRegistry) -> EngineSpec:
-    """Zero-shot animation from the embedded image model (it has no video weights of its own):
-    text-to-video and image-to-video over whatever engine is registered as "embedded"."""
+    """Text-to-video and image-to-video over whatever engine is registered as "embedded": the
+    trained video model when its weights sit beside the image weights the engine was loaded
+    from, else zero-shot animation from the image model alone."""
 
     def load() -> Engine:
         from imagineer.engines.embedded.engine import EmbeddedEngine
+        from imagineer.video.learned import LearnedVideoEngine, video_weights_available
         from imagineer.video.zeroshot import ZeroShotVideoEngine
 
         image = registry.get(EMBEDDED)
         if not isinstance(image, EmbeddedEngine):
             raise EngineError(f"{EMBEDDED_VIDEO} animates the embedded image model only")
+        if image.folder is not None and video_weights_available(image.folder) is None:
+            return LearnedVideoEngine.load(image, image.folder)
         return ZeroShotVideoEngine(image)
 
     return EngineSpec(
@@ -71,7 +75,7 @@ def embedded_video_spec(registry: EngineRegistry) -> EngineSpec:
         capabilities=frozenset({Capability.TEXT_TO_VIDEO, Capability.IMAGE_TO_VIDEO}),
         load=load,
         available=lambda: registry.spec(EMBEDDED).available(),
-        description="zero-shot animation from the embedded image model (no video weights)",
+        description="imagineer's video model (zero-shot from the image model without its weights)",
     )
 
 

@@ -172,3 +172,36 @@ def samples_command(
     from imagineer.train.samples import SHOWCASE, write_sheet
 
     typer.echo(f"wrote {write_sheet(out, prompt or SHOWCASE, size)}")
+
+
+@app.command("video")
+def video_command(
+    data_dir: DataOpt = Path("data/video-base"),
+    run: RunOpt = Path("runs/video"),
+    clips: Annotated[int, typer.Option(min=16, help="World clips to render (once).")] = 12000,
+    minutes: Annotated[float, typer.Option(min=0.1, help="Training time for this run.")] = 60.0,
+    batch: Annotated[int, typer.Option(min=1, help="Clips per step.")] = 4,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Render processes.")] = 2,
+    init: Annotated[
+        Path,
+        typer.Option(help="The image model's exported weights: the video model grows from them."),
+    ] = Path("src/imagineer/weights/embedded_unet.safetensors"),
+    export: Annotated[
+        Path | None, typer.Option(help="Write EMA weights here at every checkpoint.")
+    ] = None,
+) -> None:
+    """Render world clips at base size (once), then train (or resume) the video model on them."""
+    from imagineer.train.video import VideoTrainConfig, VideoTrainer, build_clips
+
+    build_clips(data_dir, clips, workers=workers, log=typer.echo)
+    cfg = VideoTrainConfig(
+        data=data_dir, run=run, init=init, minutes=minutes, batch=batch, threads=threads
+    )
+    trainer = VideoTrainer(cfg, log=typer.echo)
+
+    def on_checkpoint(t: VideoTrainer) -> None:
+        if export is not None:
+            t.export(export)
+
+    trainer.train(on_checkpoint)

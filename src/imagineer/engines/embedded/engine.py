@@ -101,6 +101,7 @@ class EmbeddedEngine:
         model_id: str = "imagineer-embedded-world-v1",
     ) -> None:
         self.unet = unet.eval()
+        self.folder: Path | None = None  # where load() read the weights (video weights sit there)
         self.upscaler = upscaler.eval()
         self.text = text
         self.device = next(unet.parameters()).device
@@ -136,12 +137,14 @@ class EmbeddedEngine:
         unet.load_state_dict(unet_file.state)
         upscaler = Upscaler(UpscalerConfig(**up_file.config))  # type: ignore[arg-type]
         upscaler.load_state_dict(up_file.state)
-        return cls(
+        engine = cls(
             unet.to(device),
             upscaler.to(device),
             TextEncoder(device),
             model_hash=_file_hash([unet_path, up_path]),
         )
+        engine.folder = folder
+        return engine
 
     @property
     def info(self) -> EngineInfo:

@@ -1,0 +1,350 @@
+"""Training the embedded video model: world clips at base size, and resumable rectified flow."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from imagineer.engines.embedded.engine import read_exported
+from imagineer.engines.embedded.text import TextEncoder, TextStates
+from imagineer.engines.embedded.unet import UNetConfig
+from imagineer.engines.embedded.video_unet import (
+    ClipCondition,
+    VideoUNet,
+    VideoUNetConfig,
+    camera_index,
+    shifted_times,
+)
+from imagineer.train import data as image_data
+
+VIDEO_FILE = "embedded_video.safetensors"
+CLIP_FRAMES = 16
+CLIP_SECONDS = 2.5  # 16 frames at 6 per second: the base rate the engine interpolates from
+BASE_SIZE = 32
+CONTEXT_FRAMES = 4  # frames an extension window starts from
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def sample_clip_motion(rng: np.random.Generator) -> object:
+    """A world clip for training: a camera move at a --motion level, things moving at a speed
+    that goes with it (high: faster cars, birds and clouds), sometimes the light changing."""
+    from imagineer.video.camera import CAMERA_MOVES, CameraPath
+    from imagineer.world.motion import WorldMotion, next_time
+    from imagineer.world.scene import sample_scene
+
+    scene = sample_scene(rng)
+    move = CAMERA_MOVES[int(rng.integers(len(CAMERA_MOVES)))]
+    motion = "high" if rng.random() < 0.5 else "low"
+    fast = motion == "high"
+    return WorldMotion(
+        scene=scene,
+        seconds=CLIP_SECONDS,
+        camera=CameraPath(move, motion).contained(CLIP_SECONDS),
+        object_speed=float(rng.uniform(0.9, 1.6) if fast else rng.uniform(0.3, 0.9)),
+        cloud_speed=float(rng.uniform(0.02, 0.05) if fast else rng.uniform(0.0, 0.02)),
+        sun_drop=float(rng.uniform(0.0, 0.04)),
+        time_to=next_time(scene.time) if rng.random() < 0.25 else None,
+    )
+
+
+def _render_clips(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Render `n` clips from a seed (runs in a worker process)."""
+    from imagineer.world.captions import caption
+    from imagineer.world.motion import WorldMotion, render_frame
+
+    seed, n = args
+    rng = np.random.default_rng(seed)
+    clips = np.empty((n, CLIP_FRAMES, BASE_SIZE, BASE_SIZE, 3), dtype=np.uint8)
+    cameras = np.empty(n, dtype=np.int16)
+    captions, records = [], []
+    for i in range(n):
+        motion = sample_clip_motion(rng)
+        assert isinstance(motion, WorldMotion)
+        for k in range(CLIP_FRAMES):
+            clips[i, k] = render_frame(motion, k / (CLIP_FRAMES - 1), BASE_SIZE, BASE_SIZE)
+        cameras[i] = camera_index(motion.camera.move, motion.camera.motion)
+        captions.append(caption(motion.scene, rng).text)
+        records.append(
+            json.dumps(
+                {
+                    "scene": motion.scene.to_dict(),
+                    "camera": motion.camera.to_text(),
+                    "object_speed": motion.object_speed,
+                    "time_to": motion.time_to,
+                }
+            )
+        )
+    return clips, cameras, captions, records
+
+
+def build_clips(
+    out: Path, count: int, *, seed: int = 0, workers: int = 2, log: Callable[[str], None] = print
+) -> None:
+    """Render, caption and encode `count` training clips into `out` (once; reruns skip it)."""
+    if (out / "done").exists():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    chunk = 250
+    jobs = [(seed * 100_000 + i, min(chunk, count - i * chunk)) for i in range(-(-count // chunk))]
+    log(f"rendering {count} clips of {CLIP_FRAMES} frames at {BASE_SIZE}x{BASE_SIZE}")
+    with ProcessPoolExecutor(workers) as pool:
+        parts = list(pool.map(_render_clips, jobs))
+    np.save(out / "clips.npy", np.concatenate([p[0] for p in parts]))
+    np.save(out / "cameras.npy", np.concatenate([p[1] for p in parts]))
+    captions = [c for p in parts for c in p[2]]
+    (out / "captions.json").write_text(json.dumps(captions))
+    (out / "clips.jsonl").write_text("\n".join(r for p in parts for r in p[3]) + "\n")
+    encoder = TextEncoder("cpu")
+    log(f"encoding {len(captions)} captions")
+    image_data._encode_to(out, captions, encoder)
+    null = encoder.encode([""])
+    torch.save({"tokens": null.tokens[0], "mask": null.mask[0]}, out / "null_text.pt")
+    (out / "done").write_text("ok")
+
+
+@dataclass
+class ClipSet:
+    """The clips in memory: uint8 frames, camera classes and cached text states."""
+
+    clips: np.ndarray  # (N, F, h, w, 3) uint8
+    cameras: torch.Tensor  # (N,)
+    tokens: np.ndarray  # (N, L, HIDDEN) float16
+    lengths: np.ndarray  # (N,)
+    null: TextStates
+
+    @classmethod
+    def load(cls, folder: Path) -> ClipSet:
+        null = torch.load(folder / "null_text.pt")
+        return cls(
+            np.load(folder / "clips.npy", mmap_mode="r"),
+            torch.from_numpy(np.load(folder / "cameras.npy").astype(np.int64)),
+            np.load(folder / "tokens.npy", mmap_mode="r"),
+            np.load(folder / "lengths.npy"),
+            TextStates(null["tokens"][None], null["mask"][None]),
+        )
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, TextStates, torch.Tensor]:
+        """(B, F, 3, h, w) in [-1, 1], the captions' text states, the camera classes."""
+        order = idx.numpy()
+        frames = torch.from_numpy(np.stack([self.clips[i] for i in order]))
+        x0 = frames.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+        n = int(self.lengths[order].max())
+        tokens = torch.from_numpy(np.stack([self.tokens[i, :n] for i in order]).astype(np.float32))
+        mask = (
+            torch.arange(n)[None] < torch.from_numpy(self.lengths[order].astype(np.int64))[:, None]
+        )
+        return x0, TextStates(tokens, mask), self.cameras[idx]
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoTrainConfig:
+    """Everything a video training run depends on; saved in the checkpoint."""
+
+    data: Path
+    run: Path
+    init: Path  # the image model's exported weights: the video model grows from them
+    minutes: float = 60.0
+    batch: int = 4  # clips per step (each CLIP_FRAMES frames)
+    lr: float = 6e-5  # for the image model's own weights
+    lr_new: float = 3e-4  # for the temporal layers, the camera vector and the input stem
+    warmup: int = 50
+    ema: float = 0.998
+    caption_dropout: float = 0.1
+    t_shift: float = 1.5
+    end_share: float = 0.2  # clips trained with their last frame given (--end, --loop)
+    extend_share: float = 0.2  # clips trained with their first CONTEXT_FRAMES frames given
+    checkpoint_every_s: float = 300.0
+    log_every: int = 10
+    threads: int | None = None
+    seed: int = 0
+
+
+def known_frames(
+    b: int, frames: int, end_share: float, extend_share: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which frames each clip is given: (B, F) bool, and (B,) whether its last frame is given.
+
+    The first frame is always given (text-to-video samples it with the image model first);
+    some clips also get their last frame, others their first CONTEXT_FRAMES (an extension).
+    """
+    known = torch.zeros(b, frames, dtype=torch.bool)
+    known[:, 0] = True
+    r = torch.rand(b, generator=gen)
+    has_end = r < end_share
+    extend = (r >= end_share) & (r < end_share + extend_share)
+    known[has_end, -1] = True
+    known[extend, :CONTEXT_FRAMES] = True
+    return known, has_end
+
+
+def video_flow_loss(
+    model: VideoUNet,
+    x0: torch.Tensor,
+    text: TextStates,
+    camera: torch.Tensor,
+    known: torch.Tensor,
+    has_end: torch.Tensor,
+    gen: torch.Generator,
+    t_shift: float = 1.0,
+) -> torch.Tensor:
+    """Rectified-flow loss on the frames that are not given; given frames enter clean (t = 0)."""
+    b, f = x0.shape[:2]
+    t = shifted_times(torch.randn(b, generator=gen), t_shift)[:, None].expand(b, f)
+    t = torch.where(known, torch.zeros_like(t), t).reshape(b * f)
+    flat = x0.reshape(b * f, *x0.shape[2:])
+    noise = torch.randn(flat.shape, generator=gen)
+    xt = (1 - t)[:, None, None, None] * flat + t[:, None, None, None] * noise
+    cond = ClipCondition(
+        start=x0[:, 0],
+        end=torch.where(has_end[:, None, None, None], x0[:, -1], torch.zeros_like(x0[:, -1])),
+        has_start=torch.ones(b),
+        has_end=has_end.float(),
+        camera=camera,
+    )
+    err = (model.forward_clip(xt, t, text, cond) - (noise - flat)).square().mean(dim=(1, 2, 3))
+    weight = (~known).reshape(b * f).float()
+    return (err * weight).sum() / weight.sum()
+
+
+class VideoTrainer:
+    """Owns the video model, its EMA copy and the optimiser; checkpoints and resumes."""
+
+    def __init__(self, cfg: VideoTrainConfig, log: Callable[[str], None] = print) -> None:
+        self.cfg, self.log = cfg, log
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        image = read_exported(cfg.init)
+        self.video_cfg = VideoUNetConfig(unet=UNetConfig.from_dict(image.config))
+        self.model = VideoUNet(self.video_cfg)
+        self.model.load_image_weights(image.state)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        new = [
+            p
+            for n, p in self.model.named_parameters()
+            if n.startswith(("temporal_", "camera.", "stem."))
+        ]
+        ids = {id(p) for p in new}
+        old = [p for p in self.model.parameters() if id(p) not in ids]
+        self.opt = torch.optim.AdamW(
+            [{"params": old, "lr": cfg.lr}, {"params": new, "lr": cfg.lr_new}], weight_decay=0.01
+        )
+        self.base_lrs = [cfg.lr, cfg.lr_new]
+        self.step, self.seconds = 0, 0.0
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        cfg.run.mkdir(parents=True, exist_ok=True)
+        path = cfg.run / "checkpoint.pt"
+        if path.exists():
+            state = torch.load(path, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.opt.load_state_dict(state["opt"])
+            self.step, self.seconds = state["step"], state["seconds"]
+            self.gen.set_state(state["gen"])
+            log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")
+
+    def save(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step": self.step,
+            "seconds": self.seconds,
+            "gen": self.gen.get_state(),
+            "config": json.dumps(asdict(self.cfg), default=str),
+        }
+        path = self.cfg.run / "checkpoint.pt"
+        torch.save(state, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+
+    def export(self, folder: Path) -> Path:
+        """EMA weights in fp16 with their shape and training figures (what the engine loads)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().half().contiguous() for k, v in self.ema.state_dict().items()}
+        meta = {
+            "config": json.dumps(self.video_cfg.to_dict()),
+            "step": str(self.step),
+            "trained_minutes": f"{self.seconds / 60:.1f}",
+            "batch": str(self.cfg.batch),
+            "clip_seconds": str(CLIP_SECONDS),
+        }
+        path = folder / VIDEO_FILE
+        tmp = path.with_suffix(".tmp")
+        save_file(state, str(tmp), metadata=meta)
+        tmp.replace(path)
+        return path
+
+    def train(self, on_checkpoint: Callable[[VideoTrainer], None] | None = None) -> None:
+        data = ClipSet.load(self.cfg.data)
+        n = len(data.clips)
+        start = last = time.perf_counter()
+        base_seconds, run_step, losses = self.seconds, 0, []
+        with (self.cfg.run / "log.jsonl").open("a") as logf:
+            while (elapsed := time.perf_counter() - start) < self.cfg.minutes * 60:
+                idx = torch.randint(n, (self.cfg.batch,), generator=self.gen)
+                x0, text, camera = data.batch(idx)
+                text = image_data_drop(text, data.null, self.cfg.caption_dropout, self.gen)
+                known, has_end = known_frames(
+                    self.cfg.batch, x0.shape[1], self.cfg.end_share, self.cfg.extend_share, self.gen
+                )
+                warm = min(1.0, (run_step + 1) / self.cfg.warmup)
+                for group, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
+                    group["lr"] = base * warm
+                loss = video_flow_loss(
+                    self.model, x0, text, camera, known, has_end, self.gen, self.cfg.t_shift
+                )
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.opt.step()
+                decay = min(self.cfg.ema, (1 + run_step) / (10 + run_step))
+                with torch.no_grad():
+                    for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                        e.lerp_(p, 1 - decay)
+                losses.append(float(loss.detach()))
+                self.step += 1
+                run_step += 1
+                self.seconds = base_seconds + elapsed
+                if self.step % self.cfg.log_every == 0:
+                    row = {
+                        "step": self.step,
+                        "loss": round(sum(losses) / len(losses), 5),
+                        "minutes": round(self.seconds / 60, 2),
+                    }
+                    losses.clear()
+                    logf.write(json.dumps(row) + "\n")
+                    logf.flush()
+                    self.log(json.dumps(row))
+                if time.perf_counter() - last > self.cfg.checkpoint_every_s:
+                    self._checkpoint(on_checkpoint)
+                    last = time.perf_counter()
+        self._checkpoint(on_checkpoint)
+
+    def _checkpoint(self, on_checkpoint: Callable[[VideoTrainer], None] | None) -> None:
+        self.save()
+        if on_checkpoint is not None:
+            on_checkpoint(self)
+        self.log(f"checkpoint at step {self.step} ({self.seconds / 60:.1f} min trained)")
+
+
+def image_data_drop(
+    text: TextStates, null: TextStates, p: float, gen: torch.Generator
+) -> TextStates:
+    """Caption dropout, as the image model is trained (what guidance needs)."""
+    from imagineer.train.flow import _drop_captions
+
+    return _drop_captions(text, null, p, gen)

@@ -1,0 +1,261 @@
+"""Clips from the trained embedded video model: a keyframe, then windows of frames made together.
+
+Text-to-video first samples the keyframe with the image model (as Emu Video does); image-to-video
+takes the given image. The video model then makes the base clip at base size (32x32 for a square
+clip) in windows of 16 frames at 6 per second, every frame conditioned on the window's first frame
+(and the end frame for --end and --loop) and on the camera move at the --motion level; a clip
+longer than one window goes on in windows that start from the last frames made. Each base frame is
+upscaled with the image upscaler; the given image's own detail (what the upscaler cannot know) is
+carried along with the camera, so the first frame of an animation is the image itself; then the
+temporal step interpolates to the output rate with the camera's motion compensated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import torch
+
+from imagineer.engines.base import (
+    EngineError,
+    EngineInfo,
+    FrameCounts,
+    GenerationInput,
+    GenerationOutput,
+    RunControl,
+)
+from imagineer.engines.embedded.engine import FACTOR, EmbeddedEngine, read_exported, weights_dir
+from imagineer.engines.embedded.sampler import initial_noise
+from imagineer.engines.embedded.text import TextStates
+from imagineer.engines.embedded.video_unet import (
+    ClipCondition,
+    VideoUNet,
+    VideoUNetConfig,
+    camera_index,
+)
+from imagineer.video.camera import relative
+from imagineer.video.warp import interpolate, to_uint8_frames, warp
+from imagineer.video.zeroshot import (
+    ZeroShotConfig,
+    ZeroShotVideoEngine,
+    _Clip,
+    _end_relative,
+    _Progress,
+    _resized,
+)
+
+METHOD: Final = "trained video model"
+VIDEO_FILE: Final = "embedded_video.safetensors"
+WINDOW: Final = 16  # frames the model denoises together (what it was trained on)
+CONTEXT: Final = 4  # frames a following window starts from
+_WINDOW_SALT: Final = 0x7E2D
+
+
+def video_weights_available(folder: Path | None = None) -> str | None:
+    """None when the video weights are present, else what is missing."""
+    path = (folder or weights_dir()) / VIDEO_FILE
+    return None if path.exists() else f"missing {path.name} (train with `imagineer train video`)"
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedConfig:
+    """Sampling choices of the trained model (bench/bench_video.py measures them)."""
+
+    guidance: float = 1.5  # text guidance; the start frame already carries most of the content
+    base_fps: float = 6.0  # the rate the model was trained at
+
+
+class LearnedVideoEngine(ZeroShotVideoEngine):
+    """Text-to-video and image-to-video with the trained video model over the image engine."""
+
+    def __init__(
+        self,
+        image: EmbeddedEngine,
+        model: VideoUNet,
+        *,
+        model_hash: str,
+        trained: str = "",
+        config: LearnedConfig | None = None,
+    ) -> None:
+        self.learned = config or LearnedConfig()
+        # the zero-shot planner gives camera poses and base frame times: 6 per second, from 2
+        super().__init__(image, ZeroShotConfig(base_fps=self.learned.base_fps, min_base_frames=2))
+        self.model = model.eval().to(image.device)
+        base = self._info
+        self._info = dataclasses.replace(
+            base,
+            model_id=f"imagineer-embedded-video-v1 ({METHOD}{', ' + trained if trained else ''})",
+            model_hash=model_hash,
+            notes=(
+                f"{METHOD}: windows of {WINDOW} frames at {self.learned.base_fps:g} per second at "
+                "base size, per-frame upscaling, motion-compensated interpolation",
+            ),
+            frame_counts=FrameCounts(minimum=2),
+        )
+
+    @classmethod
+    def load(cls, image: EmbeddedEngine, folder: Path | None = None) -> LearnedVideoEngine:
+        path = (folder or weights_dir()) / VIDEO_FILE
+        if not path.exists():
+            raise EngineError(video_weights_available(folder) or str(path))
+        exported = read_exported(path)
+        model = VideoUNet(VideoUNetConfig.from_dict(exported.config))
+        model.load_state_dict(exported.state)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        trained = f"step {exported.meta.get('step', '?')}"
+        return cls(image, model, model_hash=digest, trained=trained)
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def _generate_one(self, item: GenerationInput, control: RunControl) -> GenerationOutput:
+        clip = self._plan(item)
+        steps = item.steps  # Euler steps per window, as many as the keyframe's
+        windows = _window_plan(clip.base)
+        progress = _Progress(control, item.steps + steps * len(windows) + 1)
+        key_base, key_full = self._keyframe(clip, progress)
+        end_base = end_full = None
+        if item.end_image is not None:
+            end_base = _resized(item.end_image, clip.base_size)
+            end_full = _resized(item.end_image, clip.size)
+        elif item.loop:
+            end_base, end_full = key_base, key_full
+        base_frames = self._base_clip_learned(
+            clip, key_base, end_base, windows, steps, progress, item.steps
+        )
+        frames = self._full_learned(clip, base_frames, key_base, key_full, end_base, end_full)
+        progress.done()
+        extras: tuple[tuple[str, str | int | float | bool], ...] = (
+            ("method", METHOD),
+            ("camera", clip.camera.to_text()),
+            ("motion", item.motion),
+            ("loop", item.loop),
+            ("base_frames", clip.base),
+            ("base_size", f"{clip.base_size[1]}x{clip.base_size[0]}"),
+            ("windows", len(windows)),
+            ("video_steps", steps),
+            ("video_guidance", self.learned.guidance),
+            ("temporal", "flow"),
+            ("frames", len(frames)),
+            ("fps", item.fps),
+        )
+        return GenerationOutput(tuple(frames), item.seed, item.steps, item.guidance, extras)
+
+    @torch.no_grad()
+    def _base_clip_learned(
+        self,
+        clip: _Clip,
+        key_base: torch.Tensor,
+        end_base: torch.Tensor | None,
+        windows: list[tuple[int, int]],
+        steps: int,
+        progress: _Progress,
+        offset: int,
+    ) -> torch.Tensor:
+        """(base, 3, h, w): the keyframe, then each window's new frames."""
+        item = clip.item
+        cond = self.image.text.encode([item.prompt])
+        uncond = self.image.text.encode([item.negative_prompt])
+        both = TextStates.cat([cond, uncond]).to(self.image.device)
+        camera = torch.tensor([camera_index(clip.camera.move, clip.camera.motion)] * 2)
+        made = key_base.to(self.image.device)
+        for w, (start, size) in enumerate(windows):
+            given = made[start:]  # the frames this window starts from
+            last = start + size == clip.base
+            has_end = end_base is not None and last
+            end = end_base if has_end and end_base is not None else torch.zeros_like(key_base)
+            condition = ClipCondition(
+                start=given[:1].expand(2, -1, -1, -1),
+                end=end.to(given.device).expand(2, -1, -1, -1),
+                has_start=torch.ones(2),
+                has_end=torch.full((2,), float(has_end)),
+                camera=camera,
+            ).to(given.device)
+            known = torch.zeros(size, dtype=torch.bool)
+            known[: len(given)] = True
+            fixed = torch.zeros(size, 3, *clip.base_size, device=given.device)
+            fixed[: len(given)] = given
+            if has_end and end_base is not None:
+                known[-1] = True
+                fixed[-1] = end_base[0]
+            noise = initial_noise(item.seed ^ (_WINDOW_SALT * (w + 1)), (size, 3, *clip.base_size))
+            x = self._denoise(fixed, known, noise.to(given.device), both, condition, steps)
+            made = torch.cat([made, x[len(given) :]])
+            progress.step(offset + steps * (w + 1))
+        return made[: clip.base]
+
+    def _denoise(
+        self,
+        fixed: torch.Tensor,
+        known: torch.Tensor,
+        noise: torch.Tensor,
+        both: TextStates,
+        condition: ClipCondition,
+        steps: int,
+    ) -> torch.Tensor:
+        """Euler steps from noise to frames; known frames stay clean (t = 0) throughout."""
+        size = fixed.shape[0]
+        hold = known.to(fixed.device)[:, None, None, None].float()
+        x = hold * fixed + (1 - hold) * noise
+        g = self.learned.guidance
+        for k in range(steps):
+            t, t_next = 1 - k / steps, 1 - (k + 1) / steps
+            tt = torch.where(known, 0.0, t).to(fixed.device)
+            v_cond, v_uncond = self.model.forward_clip(
+                torch.cat([x, x]), torch.cat([tt, tt]), both, condition
+            ).chunk(2)
+            v = v_uncond + g * (v_cond - v_uncond)
+            x = x + (t_next - t) * v * (1 - hold)
+        return x[:size].clamp(-1, 1)
+
+    @torch.no_grad()
+    def _full_learned(
+        self,
+        clip: _Clip,
+        base_frames: torch.Tensor,
+        key_base: torch.Tensor,
+        key_full: torch.Tensor,
+        end_base: torch.Tensor | None,
+        end_full: torch.Tensor | None,
+    ) -> list[np.ndarray]:
+        """Each base frame upscaled, plus the given images' own detail moved with the camera."""
+        item, up = clip.item, self.image.upscaler
+        big = torch.cat(
+            [up.upscale(base_frames[i : i + 8], FACTOR) for i in range(0, clip.base, 8)]
+        )
+        detail = key_full - up.upscale(key_base, FACTOR)  # zero for a sampled keyframe
+        first = clip.mats[0]
+        rel = np.stack([relative(first, m) for m in clip.mats])
+        moved, inside = warp(detail, rel)
+        weights = 1.0 - torch.as_tensor(clip.blend, dtype=big.dtype).view(-1, 1, 1, 1)
+        big = big + weights * moved * inside.float()
+        if item.end_image is not None and end_base is not None and end_full is not None:
+            end_detail = end_full - up.upscale(end_base, FACTOR)
+            end_moved, end_inside = warp(
+                end_detail, np.stack([_end_relative(clip, m) for m in clip.mats])
+            )
+            big = big + (1.0 - weights) * end_moved * end_inside.float()
+        big[0] = key_full[0]  # a given first (and last) frame is shown as given
+        if item.end_image is not None and end_full is not None:
+            big[-1] = end_full[0]
+        out = interpolate(
+            big, item.num_frames, mats=clip.mats, out_mats=clip.out_mats, loop=item.loop
+        )
+        return to_uint8_frames(out)
+
+
+def _window_plan(base: int) -> list[tuple[int, int]]:
+    """(index of the window's first given frame, window size) for a clip of `base` frames."""
+    windows = [(0, min(WINDOW, base))]
+    made = windows[0][1]
+    while made < base:
+        start = made - CONTEXT
+        size = min(WINDOW, base - start)
+        windows.append((start, size))
+        made = start + size
+    return windows
