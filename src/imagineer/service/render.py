@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -281,7 +284,7 @@ class Renderer:
         grid = batch.grid
         stem = output_stem(kind, grid.inputs[0].prompt, grid.seed)
         marking = self.marking()
-        cells: list[tuple[Image.Image, OutputImage]] = []
+        kept: list[tuple[Image.Image, Recipe, Path]] = []
         withheld: list[str] = []
         for index, (item, out) in enumerate(zip(grid.inputs, outs, strict=True)):
             image = array_to_image(out.image)
@@ -291,14 +294,18 @@ class Renderer:
                 continue
             recipe = recipe_for(kind, batch, item, out, index, source)
             name = f"{stem}_{index}" if len(outs) > 1 else stem
-            cells.append((image, _write(image, unique_path(folder, name), recipe, marking, source)))
-        grid_path = None
-        if len(grid.inputs) > 1 and len(cells) > 1:
-            sheet = make_grid([image for image, _ in cells], cols=planning.GRID_COLS)
-            recipe = grid_recipe([written.recipe for _, written in cells])
-            path = unique_path(folder, f"{stem}_grid")
-            grid_path = _write(sheet, path, recipe, marking, source).path
-        return [written for _, written in cells], grid_path, withheld
+            kept.append((image, recipe, unique_path(folder, name)))
+        writes = [(image, path, recipe) for image, recipe, path in kept]
+        if len(grid.inputs) > 1 and len(kept) > 1:
+            sheet = make_grid([image for image, _, _ in kept], cols=planning.GRID_COLS)
+            recipe = grid_recipe([recipe for _, recipe, _ in kept])
+            writes.append((sheet, unique_path(folder, f"{stem}_grid"), recipe))
+        # labelling (watermark, PNG encoding, signing) spends its time outside the GIL: the
+        # cells and the grid are written side by side
+        pool = _label_pool()
+        written = list(pool.map(lambda w: _write(w[0], w[1], w[2], marking, source), writes))
+        grid_path = written[len(kept)].path if len(written) > len(kept) else None
+        return written[: len(kept)], grid_path, withheld
 
     def marking(self) -> Marking:
         """The marks the settings ask for (the signing identity is made on first use)."""
@@ -403,6 +410,14 @@ def grid_recipe(cells: Sequence[Recipe]) -> Recipe:
     first = cells[0]
     seeds = ",".join(str(recipe.seed) for recipe in cells)
     return dataclasses.replace(first, extras={**first.extras, "grid": "2x2", "grid_seeds": seeds})
+
+
+@functools.cache
+def _label_pool() -> ThreadPoolExecutor:
+    """Threads that write and label outputs (shared by every render in the process)."""
+    return ThreadPoolExecutor(
+        max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="label"
+    )
 
 
 def _write(
