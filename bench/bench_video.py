@@ -1,12 +1,14 @@
 """Benchmark video: the 10 s reel's time and per-shot adherence, image-to-video consistency,
-temporal figures beside the world's own rendered motion, and the zero-shot method's variants.
+temporal figures beside the world's own rendered motion, the trained video model against
+zero-shot animation from the image model, and the zero-shot method's variants.
 
 Run: python bench/bench_video.py [--n 12] [--reels 3] [--threads 2] [--seconds 10] [--skip-variants]
      [--sheet docs/video-reel.png]
 (prints tables, writes bench/results/video.json)
 
-What it measures, all with the shipped weights (the video comes from the image model zero-shot,
-so every figure moves with the image model's checkpoint, which is printed):
+What it measures, all with the shipped weights (the image and video checkpoints are printed;
+the reel goes to whichever video engine the runtime routes to: the trained model when its
+weights are installed):
 1. reel: `Service.video.reel("a futuristic city at sunset with flying cars", seconds=10)` with the
    default marks (every frame watermarked, MP4 signed), cold (model loading included) and warm;
    wall and CPU seconds, the MP4 read back (frames, fps), and, for --reels seeds, per shot the
@@ -18,9 +20,10 @@ so every figure moves with the image model's checkpoint, which is printed):
 3. image-to-video: n world renders animated 5 s (motion low and high); the evaluator's
    agreement between frame 0 and the last frame on the static attributes (time, weather,
    landscape, city, style; target >= 0.9), and the camera's measured pixels per frame.
-4. variants of the method on the reel's shots: with and without the redraw of known parts
-   (paired over every seed's shots), residual or per-frame detail, flow or blend interpolation:
-   CPU time, temporal figures and adherence.
+4. methods on the reel's shots: the trained video model and zero-shot animation (with and
+   without the redraw of known parts), paired over every seed's shots; then single-seed variants:
+   the trained model's guidance, zero-shot residual or per-frame detail, flow or blend
+   interpolation: CPU time, temporal figures and adherence.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from imagineer.runtime import Runtime
 from imagineer.service import Service
 from imagineer.service.video import VideoOptions, VideoResult
 from imagineer.video.camera import CameraPath
+from imagineer.video.learned import VIDEO_FILE, LearnedConfig, LearnedVideoEngine
 from imagineer.video.metrics import TemporalReport, camera_speed, temporal_report
 from imagineer.video.reel import shot_frames
 from imagineer.video.storyboard import Shot, Storyboard
@@ -79,10 +83,23 @@ def line(cells: Sequence[object], widths: Sequence[int]) -> str:
     return "".join(out)
 
 
-def checkpoint() -> dict[str, str]:
-    with safe_open(str(weights_dir() / UNET_FILE), framework="pt") as f:
+def checkpoint(name: str = UNET_FILE) -> dict[str, str]:
+    path = weights_dir() / name
+    if not path.exists():
+        return {}
+    with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     return {k: meta[k] for k in ("step", "trained_minutes") if k in meta}
+
+
+def learned_engine(
+    image: EmbeddedEngine, config: LearnedConfig | None = None
+) -> ZeroShotVideoEngine:
+    """The trained video model over `image` (the shipped weights), with `config`."""
+    engine = LearnedVideoEngine.load(image)
+    if config is not None:
+        engine.learned = config
+    return engine
 
 
 def scene_for(spec: PromptSpec, seed: int) -> Scene:
@@ -286,15 +303,23 @@ def variants_section(
 ) -> None:
     """The method's variants on the reel's shots. The redraw question (default against warps
     only) is paired over every seed's shots: adherence is decided mostly by the keyframe."""
-    paired = {
-        "default (residual, flow)": ZeroShotConfig(),
-        "no redraw of known parts": ZeroShotConfig(strength_low=0.0, strength_high=0.0),
+    has_model = (weights_dir() / VIDEO_FILE).exists()
+    paired: dict[str, ZeroShotVideoEngine] = {}
+    if has_model:
+        paired["trained video model"] = learned_engine(image)
+    paired["zero-shot (residual, flow)"] = ZeroShotVideoEngine(image)
+    paired["zero-shot, no redraw of known parts"] = ZeroShotVideoEngine(
+        image, ZeroShotConfig(strength_low=0.0, strength_high=0.0)
+    )
+    single: dict[str, ZeroShotVideoEngine] = {
+        "zero-shot per-frame upscale, flow": ZeroShotVideoEngine(
+            image, ZeroShotConfig(detail="per_frame")
+        ),
+        "zero-shot residual, blend": ZeroShotVideoEngine(image, ZeroShotConfig(temporal="blend")),
     }
-    single = {
-        "per-frame upscale, flow": ZeroShotConfig(detail="per_frame"),
-        "residual, blend": ZeroShotConfig(temporal="blend"),
-        "per-frame upscale, blend": ZeroShotConfig(detail="per_frame", temporal="blend"),
-    }
+    if has_model:
+        for g in (1.0, 3.0):
+            single[f"trained, guidance {g:g}"] = learned_engine(image, LearnedConfig(guidance=g))
     head = ["variant", "shots", "cpu s/shot", "comp err", "jitter", "flicker", "all right"]
     print("\n" + line(head, VAR_COLS))
     refs = []
@@ -306,11 +331,10 @@ def variants_section(
     report.add(
         Timing("temporal: world reference", (0.0,), {k: round(v, 3) for k, v in ref_mean.items()})
     )
-    runs = [(label, config, seeds) for label, config in paired.items()]
+    runs = [(label, engine, seeds) for label, engine in paired.items()]
     if not skip:
-        runs += [(label, config, seeds[:1]) for label, config in single.items()]
-    for label, config, run_seeds in runs:
-        engine = ZeroShotVideoEngine(image, config)
+        runs += [(label, engine, seeds[:1]) for label, engine in single.items()]
+    for label, engine, run_seeds in runs:
         rows, cpu, right = [], 0.0, []
         for seed in run_seeds:
             for shot in board.shots:
@@ -346,12 +370,12 @@ def _mean_temporal(rows: Sequence[TemporalReport]) -> dict[str, float]:
 
 
 def image_to_video_section(
-    engine: ZeroShotVideoEngine, judge: Evaluator, n: int, report: Report
+    engine: ZeroShotVideoEngine, method: str, judge: Evaluator, n: int, report: Report
 ) -> None:
     from imagineer.world import render
 
     rng = np.random.default_rng(7)
-    head = ["image-to-video (5 s)", "clips", "agree f0/last", "f0 true", "last true"]
+    head = [f"image-to-video 5 s, {method}", "clips", "agree f0/last", "f0 true", "last true"]
     print("\n" + line([*head, "camera px/frame", "cpu s/clip"], I2V_COLS))
     for motion in ("low", "high"):
         agree, true0, true_last, speeds, cpu = [], [], [], [], 0.0
@@ -381,7 +405,7 @@ def image_to_video_section(
         print(line([f"motion {motion}", n, *cells], I2V_COLS))
         report.add(
             Timing(
-                f"image-to-video motion {motion}",
+                f"image-to-video {method} motion {motion}",
                 (0.0,),
                 {
                     "clips": n,
@@ -413,15 +437,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     judge = Evaluator.load()
     report = Report(args.name)
-    report.context.update(engine_checkpoint=checkpoint(), prompt=PROMPT, threads=args.threads)
-    print(f"engine checkpoint: {checkpoint()}")
+    video = checkpoint(VIDEO_FILE)
+    report.context.update(
+        engine_checkpoint=checkpoint(), video_checkpoint=video, prompt=PROMPT, threads=args.threads
+    )
+    print(f"image checkpoint: {checkpoint()}; video checkpoint: {video or 'none (zero-shot)'}")
     # one load for the whole run: the weights file may be replaced while training goes on
     board, image = reel_section(args, judge, report)
     report.context.update(engine_model_hash=image.info.model_hash)
     if not args.reel_only:
         seeds = list(range(2026, 2026 + args.reels))
         variants_section(image, board, judge, report, skip=args.skip_variants, seeds=seeds)
-        image_to_video_section(ZeroShotVideoEngine(image), judge, args.n, report)
+        if (weights_dir() / VIDEO_FILE).exists():
+            image_to_video_section(learned_engine(image), "trained", judge, args.n, report)
+        image_to_video_section(ZeroShotVideoEngine(image), "zero-shot", judge, args.n, report)
     print(f"results: {report.write(args.results)}")
     print(json.dumps(report.context))
 
