@@ -264,7 +264,9 @@ def test_mp4_signs_and_validates(identity: SigningIdentity, tmp_path: Path) -> N
             frame = av.VideoFrame.from_ndarray(np.asarray(picture(i)), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
+    clip.chmod(0o644)
     signed = sign_created(clip, identity)
+    assert signed.stat().st_mode & 0o777 == 0o644  # the signed file is as readable as the clip
     report = pc.read_manifest(signed)
     assert report.validation_state == "Valid" and report.actions == ("c2pa.created",)
     data = bytearray(signed.read_bytes())

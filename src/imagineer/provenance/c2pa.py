@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -359,6 +360,7 @@ def _sign_atomic(
     try:
         with src.open("rb") as source, tmp.open("w+b") as target:
             builder.sign(signer, mime, source, target)
+        shutil.copymode(src, tmp)  # mkstemp makes it owner-only; keep the unsigned file's mode
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
