@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import re
 import secrets
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,6 +26,8 @@ from imagineer.service.video import VideoResult
 
 UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 MAX_UPLOAD_PIXELS = 4096 * 4096
+UPLOAD_ID_BYTES = 12  # an upload's id is this many random bytes in hex
+UPLOAD_ID = re.compile(f"[0-9a-f]{{{2 * UPLOAD_ID_BYTES}}}")
 
 
 class BadUpload(ValueError):
@@ -109,9 +113,64 @@ def save_upload(data: bytes, folder: Path, *, max_bytes: int) -> Path:
     if width * height > MAX_UPLOAD_PIXELS:
         raise BadUpload(f"the image is {width}x{height}: keep it to {MAX_UPLOAD_PIXELS} pixels")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{secrets.token_hex(12)}{UPLOAD_FORMATS[kind]}"
+    path = folder / f"{secrets.token_hex(UPLOAD_ID_BYTES)}{UPLOAD_FORMATS[kind]}"
     path.write_bytes(data)
     return path
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One kept upload, as its file says."""
+
+    id: str
+    path: Path
+    width: int
+    height: int
+    bytes: int
+    created_at: datetime  # when the file was written
+
+
+def read_upload(path: Path) -> Upload:
+    """The upload kept at `path` (its size from the image's header); OSError if unreadable."""
+    stat = path.stat()
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise OSError(f"{path.name} is not a readable image") from exc
+    created = datetime.fromtimestamp(stat.st_mtime, UTC)
+    return Upload(path.stem, path, width, height, stat.st_size, created)
+
+
+def find_upload(folder: Path, upload_id: str) -> Path | None:
+    """The file of upload `upload_id` in a user's upload folder, or None (also for anything
+    that is not an upload id, so no id can reach outside the folder)."""
+    if not UPLOAD_ID.fullmatch(upload_id):
+        return None
+    for suffix in UPLOAD_FORMATS.values():
+        path = folder / f"{upload_id}{suffix}"
+        if path.is_file() and not path.is_symlink():
+            return path
+    return None
+
+
+def list_uploads(folder: Path) -> list[Upload]:
+    """The uploads in a user's upload folder, newest first; files that are not uploads (or no
+    longer readable) are left out."""
+    if not folder.is_dir():
+        return []
+    uploads = []
+    suffixes = set(UPLOAD_FORMATS.values())
+    for path in folder.iterdir():
+        if path.suffix not in suffixes or not UPLOAD_ID.fullmatch(path.stem):
+            continue
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            uploads.append(read_upload(path))
+        except OSError:  # deleted meanwhile, or damaged: not an upload to offer
+            continue
+    return sorted(uploads, key=lambda u: (u.created_at, u.id), reverse=True)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from imagineer.jobs import Job
 from imagineer.media.images import sidecar_path
 from imagineer.prompts.params import MAX_SEED
-from imagineer.server.media import media_path, result_of, video_result_of
+from imagineer.server.media import Upload, media_path, result_of, video_result_of
 from imagineer.server.webhooks import MAX_URL_LEN, check_url
 from imagineer.service import GenerationResult, ModelSummary, from_payload
 from imagineer.service.jobs import CLIP_SECONDS, REEL_SECONDS
@@ -131,6 +131,22 @@ class UploadPublic(BaseModel):
     width: int
     height: int
     bytes: int
+    created_at: datetime
+
+    @classmethod
+    def from_upload(cls, upload: Upload) -> UploadPublic:
+        return cls(
+            id=upload.id,
+            sref=f"upload:{upload.id}",
+            width=upload.width,
+            height=upload.height,
+            bytes=upload.bytes,
+            created_at=upload.created_at,
+        )
+
+
+class UploadsPublic(BaseModel):
+    data: list[UploadPublic]  # newest first
 
 
 class Progress(BaseModel):
@@ -447,3 +463,23 @@ class ImageData(BaseModel):
 class ImagesResponse(BaseModel):
     created: int
     data: list[ImageData]
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong; some codes add their own fields (a prompt error's span, a job's state)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    type: str
+    code: str | None
+    param: str | None
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: OpenAI's shape."""
+
+    error: ErrorDetail
