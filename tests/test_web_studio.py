@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -25,6 +26,7 @@ from engine_wrappers import WrappedEngine
 from imagineer.engines.base import GenerationInput, GenerationOutput, RunControl
 from imagineer.service.previews import PreviewWriter, preview_every, preview_file, read_preview
 from server_apps import LOCAL, build_app
+from test_server_sref import png_bytes
 from test_service import SmallEngine, tiny_embedded
 
 WAIT_MS = 60_000  # the longest the browser tests wait for anything to show
@@ -335,6 +337,69 @@ def test_studio_checks_the_prompt_shows_progress_the_grid_an_upscale_and_ai_info
     expect(panel.locator(".checks")).to_contain_text("found (payload")
     expect(panel.locator(".provenance")).to_contain_text("Made from")
     shot(page, "ai-info")
+    assert errors == [], errors
+
+
+def test_studio_uploads_style_references_and_shows_a_refused_one_inline(
+    browser: Any, studio: tuple[LiveServer, PausingEngine]
+) -> None:
+    from playwright.sync_api import expect
+
+    live, engine = studio
+    engine.release.set()  # no pauses: previews are the first test's subject
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live.url)
+    prompt = page.get_by_label("Prompt", exact=True)
+    button = page.get_by_role("button", name="Upload style reference")
+
+    def upload(name: str, data: bytes) -> None:
+        with page.expect_file_chooser() as chooser:
+            button.click()
+        chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": data}])
+
+    # 1. an upload through the button adds --sref upload:ID to the prompt
+    prompt.fill("a lighthouse on a cliff")
+    upload("noir.png", png_bytes("noir"))
+    ref = r"upload:[0-9a-f]{24}"
+    expect(prompt).to_have_value(re.compile(rf"^a lighthouse on a cliff --sref ({ref})$"))
+    first = prompt.input_value().rsplit(" ", 1)[1]
+    expect(page.locator("#prompt-status")).to_contain_text("4 images")  # it parses
+
+    # 2. a second one joins the same --sref list (a parameter may be given only once)
+    prompt.fill(f"{prompt.input_value()} --seed 5")
+    upload("pastel.png", png_bytes("pastel"))
+    expect(prompt).to_have_value(
+        re.compile(rf"^a lighthouse on a cliff --sref {first} ({ref}) --seed 5$")
+    )
+    second = prompt.input_value().split()[-3]
+    kept = page.evaluate("fetch('/v1/uploads').then(r => r.json())")["data"]
+    assert {item["sref"] for item in kept} == {first, second}, kept  # kept on the server
+    shot(page, "sref-upload")
+    prompt.press("Enter")
+    styled = page.locator("article.job[data-state='done']")
+    expect(styled.locator(".tile img.media:not(.loading)")).to_have_count(4)
+
+    # 3. a file that is not an image: said in a message; the prompt is left as it was
+    before = prompt.input_value()
+    upload("notes.png", b"not an image")
+    expect(page.locator(".toast.error")).to_contain_text("Style reference not uploaded")
+    expect(prompt).to_have_value(before)
+
+    # 4. a reference that is not the caller's: refused inline, at the reference, no popup
+    missing = "upload:" + "0" * 24
+    prompt.fill(f"a lighthouse on a cliff --sref {missing}::2 --seed 5")
+    expect(page.locator("#generate")).to_be_enabled()  # it parses: the refusal comes on queueing
+    page.evaluate("document.querySelectorAll('.toast').forEach(t => t.remove())")
+    prompt.press("Enter")
+    error = page.locator("#prompt-error")
+    expect(error).to_contain_text(f"--sref {missing}: you have no upload with that id")
+    expect(page.locator("#prompt-mirror mark.bad")).to_have_text(missing)
+    expect(page.locator("#generate")).to_be_disabled()
+    expect(page.locator(".toast")).to_have_count(0)
+    shot(page, "sref-refused")
+    expect(page.locator("article.job")).to_have_count(1)  # nothing was queued
     assert errors == [], errors
 
 

@@ -1,9 +1,10 @@
 // The prompt box: highlights the prompt language, checks it with the server as you type,
-// shows errors inline at the bad token, and queues imagine or remix jobs.
+// shows errors inline at the bad token, takes style references, and queues imagine or remix jobs.
 
 import { limitsOf } from "./animate.js";
 import { api, ApiError } from "./api.js";
 import { debounce, fill, h, toast } from "./dom.js";
+import { refusedSpan, StyleUpload, withStyleReference } from "./sref.js";
 
 const CHECK_DELAY_MS = 250;
 
@@ -25,6 +26,7 @@ export class Composer {
     this.refused = null; // {text, error}: the server refused to queue exactly this text
     this.asked = 0; // answers to older questions are dropped
     this.busy = false;
+    this.styles = new StyleUpload(studio, this);
 
     const later = debounce(() => this.runCheck(), CHECK_DELAY_MS);
     this.input.addEventListener("input", () => {
@@ -61,6 +63,14 @@ export class Composer {
     this.input.value = text;
     this.render();
     this.runCheck();
+  }
+
+  /** Write an uploaded style reference into the prompt, and carry on typing there. */
+  addStyleReference(ref) {
+    const { text, caret } = withStyleReference(this.text, ref);
+    this.setText(text);
+    this.input.focus();
+    this.input.setSelectionRange(caret, caret);
   }
 
   /** Ask the server whether the prompt parses; show the answer if it is still current. */
@@ -179,11 +189,14 @@ export class Composer {
   }
 
   showSubmitError(error, text) {
-    const inline = ["prompt_error", "content_policy_violation", "unsupported_request"];
+    const inline = ["prompt_error", "content_policy_violation", "unsupported_request",
+      "sref_refused"];
     if (error instanceof ApiError && inline.includes(error.code)) {
       // Shown under the prompt until it is edited: the same text would be refused again.
-      const { span = null, token = null, suggestion = null } = error.error;
       const message = error.error.message.split("\n").pop();
+      const { token = null, suggestion = null } = error.error;
+      const span = error.error.span
+        ?? (error.code === "sref_refused" ? refusedSpan(this.text, message) : null);
       this.refused = { text: this.text, error: { code: error.code, message, span, token, suggestion } };
       return;
     }
