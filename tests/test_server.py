@@ -451,3 +451,13 @@ def test_media_links_expire(make_app: Make) -> None:
     with TestClient(app, client=LOCAL) as client:
         response = client.get(signer.signed_path("job", "a.png", past))
         assert response.status_code == 403
+
+
+def test_a_media_signature_that_is_not_ascii_is_refused_not_a_crash(make_app: Make) -> None:
+    app, _ = make_app()
+    future = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
+    with TestClient(app, client=LOCAL) as client:
+        response = client.get(
+            "/v1/media/job/a.png", params={"expires": future, "signature": "é" * 64}
+        )
+        assert response.status_code == 403
