@@ -27,6 +27,7 @@ from imagineer.train.video import (
     VideoTrainConfig,
     VideoTrainer,
     build_clips,
+    clip_masks,
     known_frames,
     video_flow_loss,
 )
@@ -143,6 +144,32 @@ def test_training_clips_are_rendered_captioned_and_batched(tmp_path: Path) -> No
         assert camera_index(path.move, path.motion) == cls
     frames = data.clips[0].astype(int)
     assert np.abs(frames[-1] - frames[0]).mean() > 0  # the world moved
+
+
+def test_object_masks_mark_the_moving_objects_and_weigh_the_loss(tmp_path: Path) -> None:
+    build_clips(tmp_path, 6, workers=1, log=lambda _: None)
+    clip_masks(tmp_path, workers=1, log=lambda _: None)
+    data = ClipSet.load(tmp_path)
+    assert data.masks is not None and data.masks.shape == (6, 16, 32, 32)
+    records = [json.loads(line) for line in (tmp_path / "clips.jsonl").read_text().splitlines()]
+    for record, mask in zip(records, data.masks, strict=True):
+        has_objects = record["scene"]["objects"] is not None
+        assert bool(mask.any()) == has_objects  # objects, and only objects, are marked
+        if has_objects:
+            assert float(mask.mean()) < 0.5
+    idx = torch.tensor([i for i, r in enumerate(records) if r["scene"]["objects"] is not None][:1])
+    x0, text, camera = data.batch(idx)
+    known, has_end = known_frames(1, 16, 0.0, 0.0, torch.Generator().manual_seed(0))
+    video = VideoUNet(VideoUNetConfig(unet=TINY))
+
+    def loss(weight: torch.Tensor | None) -> float:
+        gen = torch.Generator().manual_seed(2)
+        with torch.no_grad():
+            return float(video_flow_loss(video, x0, text, camera, known, has_end, gen, 1.0, weight))
+
+    plain, ones = loss(None), loss(torch.ones(1, 16, 1, 32, 32))
+    assert ones == pytest.approx(plain, rel=1e-5)  # a flat weight changes nothing
+    assert loss(1.0 + 5.0 * data.object_mask(idx)) != pytest.approx(plain, rel=1e-3)
 
 
 def test_window_plan_covers_the_clip_and_restarts_from_context() -> None:

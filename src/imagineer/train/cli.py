@@ -183,6 +183,14 @@ def video_command(
     batch: Annotated[int, typer.Option(min=1, help="Clips per step.")] = 4,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Render processes.")] = 2,
+    object_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Extra loss weight on the pixels of moving objects (masks are made once); "
+            "0 trains every pixel alike.",
+        ),
+    ] = 4.0,
     init: Annotated[
         Path,
         typer.Option(help="The image model's exported weights: the video model grows from them."),
@@ -192,11 +200,19 @@ def video_command(
     ] = None,
 ) -> None:
     """Render world clips at base size (once), then train (or resume) the video model on them."""
-    from imagineer.train.video import VideoTrainConfig, VideoTrainer, build_clips
+    from imagineer.train.video import VideoTrainConfig, VideoTrainer, build_clips, clip_masks
 
     build_clips(data_dir, clips, workers=workers, log=typer.echo)
+    if object_weight > 0:
+        clip_masks(data_dir, workers=workers, log=typer.echo)
     cfg = VideoTrainConfig(
-        data=data_dir, run=run, init=init, minutes=minutes, batch=batch, threads=threads
+        data=data_dir,
+        run=run,
+        init=init,
+        minutes=minutes,
+        batch=batch,
+        threads=threads,
+        object_weight=object_weight,
     )
     trainer = VideoTrainer(cfg, log=typer.echo)
 

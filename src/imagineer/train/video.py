@@ -113,6 +113,56 @@ def build_clips(
     (out / "done").write_text("ok")
 
 
+def _mask_clips(args: tuple[str, int, int, int]) -> np.ndarray:
+    """Object masks of `n` clips from chunk `seed` (replaying its draws), starting at `offset`."""
+    from dataclasses import replace
+
+    from imagineer.world.captions import caption
+    from imagineer.world.motion import WorldMotion, render_frame
+
+    folder, seed, n, offset = args
+    clips = np.load(Path(folder) / "clips.npy", mmap_mode="r")
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, CLIP_FRAMES, BASE_SIZE, BASE_SIZE), dtype=np.uint8)
+    ts = [k / (CLIP_FRAMES - 1) for k in range(CLIP_FRAMES)]
+    for i in range(n):
+        motion = sample_clip_motion(rng)
+        assert isinstance(motion, WorldMotion)
+        caption(motion.scene, rng)  # the same draws as when the clip was rendered
+        if motion.scene.objects is None:
+            continue
+        full = np.asarray(clips[offset + i])
+        if motion.scene.style == "noir":  # noir stretches the contrast of the whole frame
+            motion = replace(motion, scene=replace(motion.scene, style="photo"))
+            full = np.stack([render_frame(motion, t, BASE_SIZE, BASE_SIZE) for t in ts])
+        bare_motion = replace(motion, scene=replace(motion.scene, objects=None))
+        bare = np.stack([render_frame(bare_motion, t, BASE_SIZE, BASE_SIZE) for t in ts])
+        diff = np.abs(full.astype(np.int16) - bare.astype(np.int16)).max(axis=-1)
+        masks[i] = diff > image_data.MASK_THRESHOLD
+    return masks
+
+
+def clip_masks(
+    folder: Path, *, seed: int = 0, workers: int = 2, log: Callable[[str], None] = print
+) -> None:
+    """Write masks.npy (N, F, h, w): the pixels each frame's moving objects cover, found by
+    drawing every clip again without them (for --object-weight)."""
+    if (folder / "masks.npy").exists():
+        return
+    count = len(np.load(folder / "cameras.npy"))
+    chunk = 250
+    jobs = [
+        (str(folder), seed * 100_000 + i, min(chunk, count - i * chunk), i * chunk)
+        for i in range(-(-count // chunk))
+    ]
+    log(f"masking the objects of {count} clips")
+    with ProcessPoolExecutor(workers) as pool:
+        masks = np.concatenate(list(pool.map(_mask_clips, jobs)))
+    np.save(folder / "masks.tmp.npy", masks)
+    (folder / "masks.tmp.npy").replace(folder / "masks.npy")
+    log(f"  objects cover {masks.mean():.1%} of the pixels")
+
+
 @dataclass
 class ClipSet:
     """The clips in memory: uint8 frames, camera classes and cached text states."""
@@ -122,17 +172,27 @@ class ClipSet:
     tokens: np.ndarray  # (N, L, HIDDEN) float16
     lengths: np.ndarray  # (N,)
     null: TextStates
+    masks: np.ndarray | None = None  # (N, F, h, w) uint8: object pixels (`clip_masks`)
 
     @classmethod
     def load(cls, folder: Path) -> ClipSet:
         null = torch.load(folder / "null_text.pt")
+        masks = folder / "masks.npy"
         return cls(
             np.load(folder / "clips.npy", mmap_mode="r"),
             torch.from_numpy(np.load(folder / "cameras.npy").astype(np.int64)),
             np.load(folder / "tokens.npy", mmap_mode="r"),
             np.load(folder / "lengths.npy"),
             TextStates(null["tokens"][None], null["mask"][None]),
+            np.load(masks, mmap_mode="r") if masks.exists() else None,
         )
+
+    def object_mask(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, F, 1, h, w) float: 1 where the clips' objects are."""
+        if self.masks is None:
+            raise ValueError("no masks.npy: run `clip_masks` (imagineer train video does)")
+        masks = np.stack([self.masks[i] for i in idx.numpy()])
+        return torch.from_numpy(masks).float()[:, :, None]
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, TextStates, torch.Tensor]:
         """(B, F, 3, h, w) in [-1, 1], the captions' text states, the camera classes."""
@@ -165,6 +225,7 @@ class VideoTrainConfig:
     ema: float = 0.998
     caption_dropout: float = 0.1
     t_shift: float = 1.5
+    object_weight: float = 0.0  # extra loss weight on object pixels (needs masks.npy)
     end_share: float = 0.2  # clips trained with their last frame given (--end, --loop)
     extend_share: float = 0.2  # clips trained with their first CONTEXT_FRAMES frames given
     checkpoint_every_s: float = 300.0
@@ -200,8 +261,12 @@ def video_flow_loss(
     has_end: torch.Tensor,
     gen: torch.Generator,
     t_shift: float = 1.0,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Rectified-flow loss on the frames that are not given; given frames enter clean (t = 0)."""
+    """Rectified-flow loss on the frames that are not given; given frames enter clean (t = 0).
+
+    `weight` (B, F, 1, h, w), if given, weighs each pixel's squared error (objects count more).
+    """
     b, f = x0.shape[:2]
     t = shifted_times(torch.randn(b, generator=gen), t_shift)[:, None].expand(b, f)
     t = torch.where(known, torch.zeros_like(t), t).reshape(b * f)
@@ -215,9 +280,14 @@ def video_flow_loss(
         has_end=has_end.float(),
         camera=camera,
     )
-    err = (model.forward_clip(xt, t, text, cond) - (noise - flat)).square().mean(dim=(1, 2, 3))
-    weight = (~known).reshape(b * f).float()
-    return (err * weight).sum() / weight.sum()
+    sq = (model.forward_clip(xt, t, text, cond) - (noise - flat)).square()
+    if weight is None:
+        err = sq.mean(dim=(1, 2, 3))
+    else:
+        w = weight.reshape(b * f, 1, *x0.shape[3:])
+        err = (sq * w).sum(dim=(1, 2, 3)) / (w.sum(dim=(1, 2, 3)) * x0.shape[2])
+    frames = (~known).reshape(b * f).float()
+    return (err * frames).sum() / frames.sum()
 
 
 class VideoTrainer:
@@ -304,8 +374,11 @@ class VideoTrainer:
                 warm = min(1.0, (run_step + 1) / self.cfg.warmup)
                 for group, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
                     group["lr"] = base * warm
+                weight = None
+                if self.cfg.object_weight > 0:
+                    weight = 1.0 + self.cfg.object_weight * data.object_mask(idx)
                 loss = video_flow_loss(
-                    self.model, x0, text, camera, known, has_end, self.gen, self.cfg.t_shift
+                    self.model, x0, text, camera, known, has_end, self.gen, self.cfg.t_shift, weight
                 )
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
