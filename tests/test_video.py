@@ -24,7 +24,15 @@ from imagineer.video.camera import CAMERA_MOVES, SPEEDS, CameraPath, Pose, relat
 from imagineer.video.metrics import camera_speed, temporal_report
 from imagineer.video.reel import contact_sheet, poster_index, shot_frames, stitch
 from imagineer.video.storyboard import build_storyboard, read_spec
-from imagineer.video.warp import from_uint8_frames, interpolate, to_uint8_frames, warp
+from imagineer.video.warp import (
+    estimate_motion,
+    frame_positions,
+    from_uint8_frames,
+    interpolate,
+    lerp_mats,
+    to_uint8_frames,
+    warp,
+)
 from imagineer.video.zeroshot import ZeroShotConfig, ZeroShotVideoEngine
 from test_service import tiny_embedded
 
@@ -293,3 +301,22 @@ def test_engine_clip_survives_encoding(tmp_path: Path, fmt: str, fps_read: float
             [np.abs(a.astype(int) - b).mean() for a, b in zip(frames, info.frames, strict=True)]
         )
         assert err < 8
+
+
+def test_estimate_motion_recovers_a_known_camera_move_from_the_frames() -> None:
+    picture = from_uint8_frames([pattern(32, seed=4)])
+    truth = CameraPath("dolly_in", "high").contained(2.0).matrices(6, 2.0)
+    rel = np.stack([relative(truth[0], m) for m in truth])
+    frames, _ = warp(picture, rel)
+    identity = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (6, 1, 1))
+    found = estimate_motion(frames, identity, iterations=150)
+    assert np.allclose(found[0], identity[0])
+    assert np.abs(found - rel).max() < 0.02  # started from no motion at all
+    assert np.abs(identity - rel).max() > 0.05  # and the move was not small
+
+
+def test_lerp_mats_and_frame_positions_agree_with_interpolate() -> None:
+    mats = np.stack([np.array([[1.0, 0, x], [0, 1.0, 0]]) for x in (0.0, 0.2, 0.4)])
+    pos = frame_positions(3, 5)
+    assert list(pos) == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert np.allclose(lerp_mats(mats, pos)[:, 0, 2], [0.0, 0.1, 0.2, 0.3, 0.4])

@@ -19,6 +19,7 @@ from typing import Final
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from imagineer.engines.base import (
     EngineError,
@@ -38,12 +39,18 @@ from imagineer.engines.embedded.video_unet import (
     camera_index,
 )
 from imagineer.video.camera import relative
-from imagineer.video.warp import interpolate, to_uint8_frames, warp
+from imagineer.video.warp import (
+    estimate_motion,
+    frame_positions,
+    interpolate,
+    lerp_mats,
+    to_uint8_frames,
+    warp,
+)
 from imagineer.video.zeroshot import (
     ZeroShotConfig,
     ZeroShotVideoEngine,
     _Clip,
-    _end_relative,
     _Progress,
     _resized,
 )
@@ -53,6 +60,9 @@ VIDEO_FILE: Final = "embedded_video.safetensors"
 WINDOW: Final = 16  # frames the model denoises together (what it was trained on)
 CONTEXT: Final = 4  # frames a following window starts from
 _WINDOW_SALT: Final = 0x7E2D
+# Where a base frame differs from the given image (seen along the motion) by this much (mean
+# absolute, of 2), the model changed the picture there and the image's detail is left out.
+DETAIL_CHANGE: Final = 0.25
 
 
 def video_weights_available(folder: Path | None = None) -> str | None:
@@ -223,29 +233,34 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
         end_base: torch.Tensor | None,
         end_full: torch.Tensor | None,
     ) -> list[np.ndarray]:
-        """Each base frame upscaled, plus the given images' own detail moved with the camera."""
+        """Each base frame upscaled, plus the given images' own detail carried along the motion
+        the model actually drew (estimated from the base frames, starting from the camera's
+        plan), left out where the model changed the picture (things that moved, the light)."""
         item, up = clip.item, self.image.upscaler
         big = torch.cat(
             [up.upscale(base_frames[i : i + 8], FACTOR) for i in range(0, clip.base, 8)]
         )
-        detail = key_full - up.upscale(key_base, FACTOR)  # zero for a sampled keyframe
-        first = clip.mats[0]
-        rel = np.stack([relative(first, m) for m in clip.mats])
-        moved, inside = warp(detail, rel)
-        weights = 1.0 - torch.as_tensor(clip.blend, dtype=big.dtype).view(-1, 1, 1, 1)
-        big = big + weights * moved * inside.float()
+        planned = np.stack([relative(clip.mats[0], m) for m in clip.mats])
+        mats = estimate_motion(base_frames, planned)  # frame k's view of frame 0's picture
+        given = [(0, key_base, key_full, 1.0 - torch.as_tensor(clip.blend))]
         if item.end_image is not None and end_base is not None and end_full is not None:
-            end_detail = end_full - up.upscale(end_base, FACTOR)
-            end_moved, end_inside = warp(
-                end_detail, np.stack([_end_relative(clip, m) for m in clip.mats])
-            )
-            big = big + (1.0 - weights) * end_moved * end_inside.float()
+            given.append((clip.base - 1, end_base, end_full, torch.as_tensor(clip.blend)))
+        for index, small, full, share in given:
+            rel = np.stack([relative(mats[index], m) for m in mats])
+            seen, inside = warp(small, rel)
+            change = (base_frames - seen).abs().mean(dim=1, keepdim=True)
+            keep = (1.0 - change / DETAIL_CHANGE).clamp(0.0, 1.0) * inside.float()
+            keep = F.interpolate(keep, size=clip.size, mode="bilinear", align_corners=False)
+            detail = full - up.upscale(small, FACTOR)  # what the upscaler cannot know
+            for i in range(0, clip.base, 8):
+                moved, _ = warp(detail, rel[i : i + 8])
+                weight = share[i : i + 8].to(big.dtype).view(-1, 1, 1, 1) * keep[i : i + 8]
+                big[i : i + 8] += weight * moved
         big[0] = key_full[0]  # a given first (and last) frame is shown as given
         if item.end_image is not None and end_full is not None:
             big[-1] = end_full[0]
-        out = interpolate(
-            big, item.num_frames, mats=clip.mats, out_mats=clip.out_mats, loop=item.loop
-        )
+        out_mats = lerp_mats(mats, frame_positions(clip.base, item.num_frames, loop=item.loop))
+        out = interpolate(big, item.num_frames, mats=mats, out_mats=out_mats, loop=item.loop)
         return to_uint8_frames(out)
 
 

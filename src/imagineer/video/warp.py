@@ -70,8 +70,7 @@ def interpolate(
         raise ValueError("give both mats and out_mats, or neither")
     if mats is not None and out_mats is not None and (len(mats) != base or len(out_mats) != count):
         raise ValueError(f"{len(mats)} base and {len(out_mats)} output matrices for {base}/{count}")
-    span = (base - 1) / count if loop else (base - 1) / max(1, count - 1)
-    pos = np.minimum(np.arange(count) * span, base - 1.0)
+    pos = frame_positions(base, count, loop=loop)
     lo = np.minimum(np.floor(pos).astype(int), max(0, base - 2))
     alpha = torch.tensor(pos - lo, dtype=frames.dtype).view(-1, 1, 1, 1)
     hi = np.minimum(lo + 1, base - 1)
@@ -84,6 +83,73 @@ def interpolate(
         )
         out.append((1 - alpha[idx]) * a + alpha[idx] * b)
     return torch.cat(out)
+
+
+def frame_positions(base: int, count: int, *, loop: bool = False) -> np.ndarray:
+    """(count,) where each output frame falls between the `base` frames (0 .. base - 1)."""
+    span = (base - 1) / count if loop else (base - 1) / max(1, count - 1)
+    return np.minimum(np.arange(count) * span, base - 1.0)
+
+
+def lerp_mats(mats: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(len(positions), 2, 3): `mats` (base, 2, 3) blended linearly at fractional positions."""
+    lo = np.minimum(np.floor(positions).astype(int), max(0, len(mats) - 2))
+    hi = np.minimum(lo + 1, len(mats) - 1)
+    alpha = (positions - lo)[:, None, None]
+    return (1 - alpha) * mats[lo] + alpha * mats[hi]
+
+
+def estimate_motion(
+    frames: torch.Tensor, init: np.ndarray, *, iterations: int = 60, blur: float = 0.8
+) -> np.ndarray:
+    """(N, 2, 3): for each frame, the similarity (zoom, roll, shift) that best maps it onto the
+    first frame, so that `warp(frames[:1], mats)` ≈ `frames` — the picture's global motion.
+
+    `init` (N, 2, 3) is where the search starts (the camera's planned motion); the first frame's
+    matrix stays the identity. Things that move on their own do not pull the fit far: the error
+    is an absolute difference (L1), which the still background outvotes.
+    """
+    n = frames.shape[0]
+    if n < 2:
+        return np.asarray(init, dtype=np.float64).copy()
+    m = torch.as_tensor(np.asarray(init), dtype=torch.float32)
+    scale = torch.sqrt((m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]).abs().clamp(min=1e-6))
+    params = (
+        torch.stack(
+            [scale.log(), torch.atan2(m[:, 1, 0], m[:, 0, 0]), m[:, 0, 2], m[:, 1, 2]], dim=1
+        )[1:]
+        .clone()
+        .requires_grad_(True)
+    )
+    with torch.no_grad():
+        target = gaussian_blur(frames[1:].float(), blur)
+        first = gaussian_blur(frames[:1].float(), blur).expand(n - 1, -1, -1, -1)
+    opt = torch.optim.Adam([params], lr=0.01)
+    h, w = frames.shape[-2:]
+    with torch.enable_grad():  # callers sample under no_grad; the fit needs gradients
+        for _ in range(iterations):
+            theta = _similarity(params)
+            grid = F.affine_grid(theta, [n - 1, 1, h, w], align_corners=False)
+            seen = F.grid_sample(first, grid, padding_mode="border", align_corners=False)
+            inside = (grid.abs() <= 1.0).all(dim=-1)[:, None].float()
+            err = ((seen - target).abs() * inside).sum()
+            loss = err / (inside.sum() * frames.shape[1] + 1e-6)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    out = np.zeros((n, 2, 3))
+    out[0] = [[1, 0, 0], [0, 1, 0]]
+    out[1:] = _similarity(params.detach()).numpy()
+    return out
+
+
+def _similarity(params: torch.Tensor) -> torch.Tensor:
+    """(N, 4) log zoom-out, roll, x, y -> (N, 2, 3) affine matrices."""
+    s, r = params[:, 0].exp(), params[:, 1]
+    cos, sin = s * torch.cos(r), s * torch.sin(r)
+    row0 = torch.stack([cos, -sin, params[:, 2]], dim=1)
+    row1 = torch.stack([sin, cos, params[:, 3]], dim=1)
+    return torch.stack([row0, row1], dim=1)
 
 
 def _aligned(
