@@ -96,8 +96,24 @@ def test_temporal_layers_and_conditioning_reach_other_frames() -> None:
 
 
 def test_camera_classes_are_distinct_and_cover_every_move() -> None:
-    classes = {camera_index(m, s) for m in CAMERA_MOVES for s in ("low", "high")}
-    assert classes == set(range(2 * len(CAMERA_MOVES)))
+    for light in (False, True):
+        classes = {camera_index(m, s, light) for m in CAMERA_MOVES for s in ("low", "high")}
+        first = 2 * len(CAMERA_MOVES) if light else 0
+        assert classes == set(range(first, first + 2 * len(CAMERA_MOVES)))
+
+
+def test_weights_from_before_the_light_flag_grow_into_a_model_that_first_ignores_it() -> None:
+    old = VideoUNet(VideoUNetConfig(unet=TINY, frames=4, light_change=False))
+    _randomised(old)
+    new = VideoUNet(VideoUNetConfig(unet=TINY, frames=4))
+    assert new.load_grown(old.state_dict())
+    x, t, text = torch.randn(4, 3, 8, 8), torch.full((4,), 0.5), _text(1)
+    with torch.no_grad():
+        want = old.forward_clip(x, t, text, _cond(1, camera=3))
+        still = new.forward_clip(x, t, text, _cond(1, camera=3))
+        light = new.forward_clip(x, t, text, _cond(1, camera=3 + 2 * len(CAMERA_MOVES)))
+    assert torch.allclose(still, want, atol=1e-6) and torch.allclose(light, want, atol=1e-6)
+    assert VideoUNetConfig.from_dict(old.video_cfg.to_dict()).light_change is False
 
 
 def test_known_frames_always_give_the_first_and_mix_end_and_extension() -> None:
@@ -141,7 +157,7 @@ def test_training_clips_are_rendered_captioned_and_batched(tmp_path: Path) -> No
     records = [json.loads(line) for line in (tmp_path / "clips.jsonl").read_text().splitlines()]
     for record, cls in zip(records, data.cameras.tolist(), strict=True):
         path = CameraPath.from_text(record["camera"])
-        assert camera_index(path.move, path.motion) == cls
+        assert camera_index(path.move, path.motion, record["time_to"] is not None) == cls
     frames = data.clips[0].astype(int)
     assert np.abs(frames[-1] - frames[0]).mean() > 0  # the world moved
 

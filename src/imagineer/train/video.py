@@ -18,6 +18,7 @@ from imagineer.engines.embedded.engine import read_exported
 from imagineer.engines.embedded.text import TextEncoder, TextStates
 from imagineer.engines.embedded.unet import UNetConfig
 from imagineer.engines.embedded.video_unet import (
+    CAMERA_CLASSES,
     ClipCondition,
     VideoUNet,
     VideoUNetConfig,
@@ -178,9 +179,13 @@ class ClipSet:
     def load(cls, folder: Path) -> ClipSet:
         null = torch.load(folder / "null_text.pt")
         masks = folder / "masks.npy"
+        cameras = np.load(folder / "cameras.npy").astype(np.int64)
+        lines = (folder / "clips.jsonl").read_text().splitlines()
+        light = np.array([json.loads(line)["time_to"] is not None for line in lines])
+        cameras = np.where(light, cameras + CAMERA_CLASSES, cameras)  # the light changes
         return cls(
             np.load(folder / "clips.npy", mmap_mode="r"),
-            torch.from_numpy(np.load(folder / "cameras.npy").astype(np.int64)),
+            torch.from_numpy(cameras),
             np.load(folder / "tokens.npy", mmap_mode="r"),
             np.load(folder / "lengths.npy"),
             TextStates(null["tokens"][None], null["mask"][None]),
@@ -320,9 +325,12 @@ class VideoTrainer:
         path = cfg.run / "checkpoint.pt"
         if path.exists():
             state = torch.load(path, weights_only=False)
-            self.model.load_state_dict(state["model"])
-            self.ema.load_state_dict(state["ema"])
-            self.opt.load_state_dict(state["opt"])
+            grew = self.model.load_grown(state["model"])
+            self.ema.load_grown(state["ema"])
+            if grew:
+                log("grew the camera table for the light-change flag (fresh optimiser)")
+            else:
+                self.opt.load_state_dict(state["opt"])
             self.step, self.seconds = state["step"], state["seconds"]
             self.gen.set_state(state["gen"])
             log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")

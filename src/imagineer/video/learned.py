@@ -114,7 +114,7 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
             raise EngineError(video_weights_available(folder) or str(path))
         exported = read_exported(path)
         model = VideoUNet(VideoUNetConfig.from_dict(exported.config))
-        model.load_state_dict(exported.state)
+        model.load_grown(exported.state)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         trained = f"step {exported.meta.get('step', '?')}"
         return cls(image, model, model_hash=digest, trained=trained)

@@ -35,6 +35,10 @@ class VideoUNetConfig:
     frames: int = 16  # frames per window the model was trained on
     temporal_heads: int = 4
     max_frames: int = 64  # frame positions the temporal embedding covers
+    # The conditioning also says whether the light moves on to the next time of day during the
+    # clip (the world's clips do that a quarter of the time): told, the model holds the light
+    # still otherwise instead of drifting at random.
+    light_change: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -42,15 +46,21 @@ class VideoUNetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> VideoUNetConfig:
         fields = dict(data)
+        fields.setdefault("light_change", False)  # saved before it existed: made without it
         unet = fields.pop("unet")
         if not isinstance(unet, dict):
             raise ValueError("video config without its 'unet' shape")
         return cls(unet=UNetConfig.from_dict(unet), **fields)  # type: ignore[arg-type]
 
 
-def camera_index(move: str, motion: str) -> int:
-    """The class of a camera move at a --motion level (what the model is told)."""
-    return CAMERA_MOVES.index(move) * len(MOTIONS) + MOTIONS.index(motion)
+CAMERA_CLASSES = len(CAMERA_MOVES) * len(MOTIONS)
+
+
+def camera_index(move: str, motion: str, light_change: bool = False) -> int:
+    """The class of a camera move at a --motion level, and whether the light changes (what the
+    model is told about a clip besides its text and frames)."""
+    index = CAMERA_MOVES.index(move) * len(MOTIONS) + MOTIONS.index(motion)
+    return index + (CAMERA_CLASSES if light_change else 0)
 
 
 class TemporalAttention(nn.Module):
@@ -118,7 +128,8 @@ class VideoUNet(UNet):
         extra = 4 if u.coords else 0
         self.image_in = u.in_channels + extra
         self.stem = nn.Conv2d(self.image_in + COND_CHANNELS, u.channels[0], 3, padding=1)
-        self.camera = nn.Embedding(len(CAMERA_MOVES) * len(MOTIONS), u.time_dim)
+        classes = CAMERA_CLASSES * (2 if cfg.light_change else 1)
+        self.camera = nn.Embedding(classes, u.time_dim)
         nn.init.zeros_(self.camera.weight)
         top = u.channels[-1]
         self.temporal_down = nn.ModuleList(
@@ -129,6 +140,18 @@ class VideoUNet(UNet):
             TemporalAttention(u.channels[i], cfg.temporal_heads, u.groups, cfg.max_frames)
             for i in reversed(range(len(u.channels)))
         )
+
+    def load_grown(self, state: dict[str, torch.Tensor]) -> bool:
+        """Load video weights, growing the conditioning table if they predate `light_change`
+        (both halves start as the old rows: the model first ignores the new flag). True if it
+        grew."""
+        old = state["camera.weight"]
+        own = self.camera.weight
+        grew = old.shape[0] == CAMERA_CLASSES and own.shape[0] == 2 * CAMERA_CLASSES
+        if grew:
+            state = {**state, "camera.weight": torch.cat([old, old])}
+        self.load_state_dict(state)
+        return grew
 
     def load_image_weights(self, state: dict[str, torch.Tensor]) -> None:
         """Start from the image model: its weights, the new input channels and layers at zero."""
