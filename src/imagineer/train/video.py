@@ -364,6 +364,16 @@ class VideoTrainer:
         tmp = path.with_suffix(".tmp")
         save_file(state, str(tmp), metadata=meta)
         tmp.replace(path)
+        summary = {
+            "video_unet": self.video_cfg.to_dict(),
+            "step": self.step,
+            "trained_minutes": round(self.seconds / 60, 1),
+            "batch_clips": self.cfg.batch,
+            "clip_frames": CLIP_FRAMES,
+            "clip_seconds": CLIP_SECONDS,
+            "object_weight": self.cfg.object_weight,
+        }
+        path.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
         return path
 
     def train(self, on_checkpoint: Callable[[VideoTrainer], None] | None = None) -> None:
