@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -140,18 +141,7 @@ class Trainer:
         self.log(f"started from {path} at step {self.step} (fresh optimiser, warm-up again)")
 
     def save(self) -> None:
-        state = {
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "opt": self.opt.state_dict(),
-            "step": self.step,
-            "seconds": self.seconds,
-            "gen": self.gen.get_state(),
-            "unet": self.cfg.unet.to_dict(),
-        }
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.checkpoint_path)
+        write_checkpoint(self.checkpoint_path, self, unet=self.cfg.unet.to_dict())
 
     def _lr(self, step_in_run: int) -> float:
         return self.cfg.lr * min(1.0, (step_in_run + 1) / self.cfg.warmup)
@@ -245,6 +235,39 @@ class Trainer:
         if on_checkpoint is not None:
             on_checkpoint(self)
         self.log(f"checkpoint at step {self.step} ({self.seconds / 60:.1f} min trained)")
+
+
+class _Trains(Protocol):
+    """What write_checkpoint reads of a trainer."""
+
+    @property
+    def model(self) -> torch.nn.Module: ...
+    @property
+    def ema(self) -> torch.nn.Module: ...
+    @property
+    def opt(self) -> torch.optim.Optimizer: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def gen(self) -> torch.Generator: ...
+
+
+def write_checkpoint(path: Path, trainer: _Trains, **extra: object) -> None:
+    """A trainer's whole state (model, EMA, optimiser, step, time, generator) written atomically."""
+    state = {
+        "model": trainer.model.state_dict(),
+        "ema": trainer.ema.state_dict(),
+        "opt": trainer.opt.state_dict(),
+        "step": trainer.step,
+        "seconds": trainer.seconds,
+        "gen": trainer.gen.get_state(),
+        **extra,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def config_to_json(cfg: FlowTrainConfig) -> str:

@@ -336,18 +336,10 @@ class VideoTrainer:
             log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")
 
     def save(self) -> None:
-        state = {
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "opt": self.opt.state_dict(),
-            "step": self.step,
-            "seconds": self.seconds,
-            "gen": self.gen.get_state(),
-            "config": json.dumps(asdict(self.cfg), default=str),
-        }
-        path = self.cfg.run / "checkpoint.pt"
-        torch.save(state, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        from imagineer.train.flow import write_checkpoint
+
+        config = json.dumps(asdict(self.cfg), default=str)
+        write_checkpoint(self.cfg.run / "checkpoint.pt", self, config=config)
 
     def export(self, folder: Path) -> Path:
         """EMA weights in fp16 with their shape and training figures (what the engine loads)."""

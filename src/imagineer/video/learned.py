@@ -53,6 +53,7 @@ from imagineer.video.zeroshot import (
     _Clip,
     _Progress,
     _resized,
+    clip_extras,
 )
 
 METHOD: Final = "trained video model"
@@ -140,13 +141,8 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
         )
         frames = self._full_learned(clip, base_frames, key_base, key_full, end_base, end_full)
         progress.done()
-        extras: tuple[tuple[str, str | int | float | bool], ...] = (
-            ("method", METHOD),
-            ("camera", clip.camera.to_text()),
-            ("motion", item.motion),
-            ("loop", item.loop),
-            ("base_frames", clip.base),
-            ("base_size", f"{clip.base_size[1]}x{clip.base_size[0]}"),
+        extras = (
+            *clip_extras(METHOD, clip),
             ("windows", len(windows)),
             ("video_steps", steps),
             ("video_guidance", self.learned.guidance),

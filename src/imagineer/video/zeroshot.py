@@ -220,13 +220,8 @@ class ZeroShotVideoEngine:
         # 4. full size and 5. the temporal step to the output rate
         frames = self._full_clip(clip, base_frames, canvas_base, canvas_full, end_base, end_full)
         progress.done()
-        extras: tuple[tuple[str, str | int | float | bool], ...] = (
-            ("method", METHOD),
-            ("camera", clip.camera.to_text()),
-            ("motion", item.motion),
-            ("loop", item.loop),
-            ("base_frames", clip.base),
-            ("base_size", f"{clip.base_size[1]}x{clip.base_size[0]}"),
+        extras = (
+            *clip_extras(METHOD, clip),
             ("strength", self.config.strength(item.motion)),
             ("detail", self.config.detail),
             ("temporal", self.config.temporal),
@@ -425,6 +420,22 @@ class ZeroShotVideoEngine:
                 picture = (1 - w) * picture + w * end_seen
             frames += to_uint8_frames(picture + change[start : start + 32])
         return frames
+
+
+Extras = tuple[tuple[str, str | int | float | bool], ...]
+
+
+def clip_extras(method: str, clip: _Clip) -> Extras:
+    """What every clip's recipe records of how it was made (engines add their own)."""
+    item = clip.item
+    return (
+        ("method", method),
+        ("camera", clip.camera.to_text()),
+        ("motion", item.motion),
+        ("loop", item.loop),
+        ("base_frames", clip.base),
+        ("base_size", f"{clip.base_size[1]}x{clip.base_size[0]}"),
+    )
 
 
 def _end_relative(clip: _Clip, mat: np.ndarray) -> np.ndarray:
