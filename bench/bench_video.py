@@ -318,6 +318,9 @@ def variants_section(
         "zero-shot residual, blend": ZeroShotVideoEngine(image, ZeroShotConfig(temporal="blend")),
     }
     if has_model:
+        single["trained, per-frame upscale"] = learned_engine(
+            image, LearnedConfig(detail="per_frame")
+        )
         for g in (1.0, 3.0):
             single[f"trained, guidance {g:g}"] = learned_engine(image, LearnedConfig(guidance=g))
     head = ["variant", "shots", "cpu s/shot", "comp err", "jitter", "flicker", "all right"]

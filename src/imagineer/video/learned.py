@@ -78,6 +78,11 @@ class LearnedConfig:
 
     guidance: float = 1.5  # text guidance; the start frame already carries most of the content
     base_fps: float = 6.0  # the rate the model was trained at
+    detail: str = "residual"  # or "per_frame": every base frame upscaled on its own
+
+    def __post_init__(self) -> None:
+        if self.detail not in ("residual", "per_frame"):
+            raise ValueError(f"detail={self.detail!r}: use residual or per_frame")
 
 
 class LearnedVideoEngine(ZeroShotVideoEngine):
@@ -146,6 +151,7 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
             ("windows", len(windows)),
             ("video_steps", steps),
             ("video_guidance", self.learned.guidance),
+            ("detail", self.learned.detail),
             ("temporal", "flow"),
             ("frames", len(frames)),
             ("fps", item.fps),
@@ -229,35 +235,80 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
         end_base: torch.Tensor | None,
         end_full: torch.Tensor | None,
     ) -> list[np.ndarray]:
-        """Each base frame upscaled, plus the given images' own detail carried along the motion
-        the model actually drew (estimated from the base frames, starting from the camera's
-        plan), left out where the model changed the picture (things that moved, the light)."""
-        item, up = clip.item, self.image.upscaler
-        big = torch.cat(
-            [up.upscale(base_frames[i : i + 8], FACTOR) for i in range(0, clip.base, 8)]
-        )
+        """The output frames at full size and rate. The motion the model actually drew is
+        estimated from the base frames (starting from the camera's plan); "residual" detail
+        moves the full-size keyframe (and end image) along it and adds what the model changed
+        at base size, smoothly enlarged; "per_frame" upscales every base frame and adds the
+        given image's own detail where the model did not change the picture."""
+        item = clip.item
         planned = np.stack([relative(clip.mats[0], m) for m in clip.mats])
         mats = estimate_motion(base_frames, planned)  # frame k's view of frame 0's picture
         given = [(0, key_base, key_full, 1.0 - torch.as_tensor(clip.blend))]
         if item.end_image is not None and end_base is not None and end_full is not None:
             given.append((clip.base - 1, end_base, end_full, torch.as_tensor(clip.blend)))
-        for index, small, full, share in given:
-            rel = np.stack([relative(mats[index], m) for m in mats])
-            seen, inside = warp(small, rel)
-            change = (base_frames - seen).abs().mean(dim=1, keepdim=True)
-            keep = (1.0 - change / DETAIL_CHANGE).clamp(0.0, 1.0) * inside.float()
-            keep = F.interpolate(keep, size=clip.size, mode="bilinear", align_corners=False)
-            detail = full - up.upscale(small, FACTOR)  # what the upscaler cannot know
-            for i in range(0, clip.base, 8):
-                moved, _ = warp(detail, rel[i : i + 8])
-                weight = share[i : i + 8].to(big.dtype).view(-1, 1, 1, 1) * keep[i : i + 8]
-                big[i : i + 8] += weight * moved
+        views = [np.stack([relative(mats[index], m) for m in mats]) for index, *_ in given]
+        if self.learned.detail == "per_frame":
+            big = self._per_frame(clip, base_frames, given, views)
+        else:
+            big = self._residual(clip, base_frames, given, views)
         big[0] = key_full[0]  # a given first (and last) frame is shown as given
         if item.end_image is not None and end_full is not None:
             big[-1] = end_full[0]
         out_mats = lerp_mats(mats, frame_positions(clip.base, item.num_frames, loop=item.loop))
         out = interpolate(big, item.num_frames, mats=mats, out_mats=out_mats, loop=item.loop)
         return to_uint8_frames(out)
+
+    def _upscaled(self, frames: torch.Tensor) -> torch.Tensor:
+        up = self.image.upscaler
+        return torch.cat([up.upscale(frames[i : i + 8], FACTOR) for i in range(0, len(frames), 8)])
+
+    def _residual(
+        self, clip: _Clip, base_frames: torch.Tensor, given: Given, views: list[np.ndarray]
+    ) -> torch.Tensor:
+        """The given pictures moved along the drawn motion, plus the model's change, enlarged."""
+        seen = torch.zeros_like(base_frames)
+        for (_, small, _, share), rel in zip(given, views, strict=True):
+            seen += share.to(seen.dtype).view(-1, 1, 1, 1) * warp(small, rel)[0]
+        change = base_frames - seen
+        chunks = []
+        for i in range(0, clip.base, 8):
+            picture = torch.zeros(0)
+            inside = torch.ones(1, dtype=torch.bool)
+            for k, ((_, _, full, share), rel) in enumerate(zip(given, views, strict=True)):
+                moved, within = warp(full, rel[i : i + 8])
+                weight = share[i : i + 8].to(moved.dtype).view(-1, 1, 1, 1)
+                picture = weight * moved if k == 0 else picture + weight * moved
+                inside = within if k == 0 else inside & within
+            enlarged = F.interpolate(
+                change[i : i + 8], size=clip.size, mode="bicubic", align_corners=False
+            )
+            frames = picture + enlarged
+            if not bool(inside.all()):  # the camera left the picture: the model's frame there
+                frames = torch.where(inside, frames, self._upscaled(base_frames[i : i + 8]))
+            chunks.append(frames)
+        return torch.cat(chunks)
+
+    def _per_frame(
+        self, clip: _Clip, base_frames: torch.Tensor, given: Given, views: list[np.ndarray]
+    ) -> torch.Tensor:
+        """Every base frame upscaled, plus each given picture's own detail (what the upscaler
+        cannot know) where the model did not change the picture."""
+        big = self._upscaled(base_frames)
+        up = self.image.upscaler
+        for (_, small, full, share), rel in zip(given, views, strict=True):
+            seen, inside = warp(small, rel)
+            change = (base_frames - seen).abs().mean(dim=1, keepdim=True)
+            keep = (1.0 - change / DETAIL_CHANGE).clamp(0.0, 1.0) * inside.float()
+            keep = F.interpolate(keep, size=clip.size, mode="bilinear", align_corners=False)
+            detail = full - up.upscale(small, FACTOR)
+            for i in range(0, clip.base, 8):
+                moved, _ = warp(detail, rel[i : i + 8])
+                weight = share[i : i + 8].to(big.dtype).view(-1, 1, 1, 1) * keep[i : i + 8]
+                big[i : i + 8] += weight * moved
+        return big
+
+
+Given = list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def _window_plan(base: int) -> list[tuple[int, int]]:
