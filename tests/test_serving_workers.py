@@ -153,7 +153,7 @@ real_write, written = render.write_output, []
 def write_then_hang(image, path, *args, **kwargs):
     out = real_write(image, path, *args, **kwargs)
     written.append(path)
-    if len(written) == 2:
+    if len(written) >= 2:  # every labelling thread stops here from the second file on
         marker.write_text(str(path))
         threading.Event().wait(600)
     return out
@@ -186,7 +186,9 @@ def test_a_killed_attempt_leaves_no_second_result(runtime: Runtime, tmp_path: Pa
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
     first = out / job.id / "1"
-    assert len(list(first.glob("*.png"))) == 2  # half a result, from attempt 1
+    # part of a result from attempt 1 (the cells and grid are written side by side, so two or
+    # a few more of its five files)
+    assert 2 <= len(list(first.glob("*.png"))) < 5
     time.sleep(0.6)  # its heartbeats are now older than stale_after_s
     assert runtime.store.requeue_stale(0.5) == 1  # what any idle worker does
     survivor = service.worker("survivor", heartbeat_interval=0.1, stale_after_s=0.5)
