@@ -68,9 +68,9 @@ def flow_loss(
     return (err * weight).sum() / (weight.sum() * x0.shape[1])
 
 
-def _drop_captions(
-    text: TextStates, null: TextStates, p: float, gen: torch.Generator
-) -> TextStates:
+def drop_captions(text: TextStates, null: TextStates, p: float, gen: torch.Generator) -> TextStates:
+    """Caption dropout: each prompt becomes the empty prompt with probability `p` (what
+    classifier-free guidance and --no need)."""
     drop = torch.rand(text.tokens.shape[0], generator=gen) < p
     if not bool(drop.any()):
         return text
@@ -209,7 +209,7 @@ class Trainer:
         bucket = buckets[int(torch.multinomial(sizes, 1, generator=self.gen))]
         idx = torch.randint(len(bucket.images), (self.cfg.batch,), generator=self.gen)
         x0, text = bucket.batch(idx)
-        text = _drop_captions(text, null, self.cfg.caption_dropout, self.gen)
+        text = drop_captions(text, null, self.cfg.caption_dropout, self.gen)
         weight = None
         if self.cfg.object_weight > 0:
             weight = (1.0 + self.cfg.object_weight * bucket.object_mask(idx)).to(self.device)

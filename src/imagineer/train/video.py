@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,24 +26,26 @@ from imagineer.engines.embedded.video_unet import (
     shifted_times,
 )
 from imagineer.train import data as image_data
+from imagineer.train.flow import drop_captions, write_checkpoint
+from imagineer.video.camera import CAMERA_MOVES, CameraPath
+from imagineer.world.captions import caption
+from imagineer.world.motion import WorldMotion, next_time, render_frame
+from imagineer.world.scene import sample_scene
 
 VIDEO_FILE = "embedded_video.safetensors"
 CLIP_FRAMES = 16
 CLIP_SECONDS = 2.5  # 16 frames at 6 per second: the base rate the engine interpolates from
 BASE_SIZE = 32
+CHUNK = 250  # clips per render (and mask) job
 CONTEXT_FRAMES = 4  # frames an extension window starts from
 
 
 # --- data ----------------------------------------------------------------------------------------
 
 
-def sample_clip_motion(rng: np.random.Generator) -> object:
+def sample_clip_motion(rng: np.random.Generator) -> WorldMotion:
     """A world clip for training: a camera move at a --motion level, things moving at a speed
     that goes with it (high: faster cars, birds and clouds), sometimes the light changing."""
-    from imagineer.video.camera import CAMERA_MOVES, CameraPath
-    from imagineer.world.motion import WorldMotion, next_time
-    from imagineer.world.scene import sample_scene
-
     scene = sample_scene(rng)
     move = CAMERA_MOVES[int(rng.integers(len(CAMERA_MOVES)))]
     motion = "high" if rng.random() < 0.5 else "low"
@@ -59,23 +61,41 @@ def sample_clip_motion(rng: np.random.Generator) -> object:
     )
 
 
-def _render_clips(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Render `n` clips from a seed (runs in a worker process)."""
-    from imagineer.world.captions import caption
-    from imagineer.world.motion import WorldMotion, render_frame
+def _chunks(count: int, seed: int) -> list[tuple[int, int, int]]:
+    """(seed, clips, index of the first) of each chunk of `count` clips: the rendering and the
+    masks split the same way, so the masks can replay each chunk's draws."""
+    return [
+        (seed * 100_000 + i, min(CHUNK, count - i * CHUNK), i * CHUNK)
+        for i in range(-(-count // CHUNK))
+    ]
 
-    seed, n = args
+
+def _draws(seed: int, n: int) -> Iterator[tuple[WorldMotion, str]]:
+    """The motions and captions of one chunk, in the order its generator draws them."""
     rng = np.random.default_rng(seed)
+    for _ in range(n):
+        motion = sample_clip_motion(rng)
+        yield motion, caption(motion.scene, rng).text
+
+
+def _frames(motion: WorldMotion) -> np.ndarray:
+    """(CLIP_FRAMES, h, w, 3) uint8: the clip's frames at base size."""
+    ts = [k / (CLIP_FRAMES - 1) for k in range(CLIP_FRAMES)]
+    return np.stack([render_frame(motion, t, BASE_SIZE, BASE_SIZE) for t in ts])
+
+
+def _render_clips(
+    args: tuple[int, int, int],
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Render one chunk of clips (runs in a worker process)."""
+    seed, n, _ = args
     clips = np.empty((n, CLIP_FRAMES, BASE_SIZE, BASE_SIZE, 3), dtype=np.uint8)
     cameras = np.empty(n, dtype=np.int16)
     captions, records = [], []
-    for i in range(n):
-        motion = sample_clip_motion(rng)
-        assert isinstance(motion, WorldMotion)
-        for k in range(CLIP_FRAMES):
-            clips[i, k] = render_frame(motion, k / (CLIP_FRAMES - 1), BASE_SIZE, BASE_SIZE)
+    for i, (motion, text) in enumerate(_draws(seed, n)):
+        clips[i] = _frames(motion)
         cameras[i] = camera_index(motion.camera.move, motion.camera.motion)
-        captions.append(caption(motion.scene, rng).text)
+        captions.append(text)
         records.append(
             json.dumps(
                 {
@@ -96,11 +116,9 @@ def build_clips(
     if (out / "done").exists():
         return
     out.mkdir(parents=True, exist_ok=True)
-    chunk = 250
-    jobs = [(seed * 100_000 + i, min(chunk, count - i * chunk)) for i in range(-(-count // chunk))]
     log(f"rendering {count} clips of {CLIP_FRAMES} frames at {BASE_SIZE}x{BASE_SIZE}")
     with ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(_render_clips, jobs))
+        parts = list(pool.map(_render_clips, _chunks(count, seed)))
     np.save(out / "clips.npy", np.concatenate([p[0] for p in parts]))
     np.save(out / "cameras.npy", np.concatenate([p[1] for p in parts]))
     captions = [c for p in parts for c in p[2]]
@@ -115,29 +133,18 @@ def build_clips(
 
 
 def _mask_clips(args: tuple[str, int, int, int]) -> np.ndarray:
-    """Object masks of `n` clips from chunk `seed` (replaying its draws), starting at `offset`."""
-    from dataclasses import replace
-
-    from imagineer.world.captions import caption
-    from imagineer.world.motion import WorldMotion, render_frame
-
+    """Object masks of one chunk of clips, replaying its draws."""
     folder, seed, n, offset = args
     clips = np.load(Path(folder) / "clips.npy", mmap_mode="r")
-    rng = np.random.default_rng(seed)
     masks = np.zeros((n, CLIP_FRAMES, BASE_SIZE, BASE_SIZE), dtype=np.uint8)
-    ts = [k / (CLIP_FRAMES - 1) for k in range(CLIP_FRAMES)]
-    for i in range(n):
-        motion = sample_clip_motion(rng)
-        assert isinstance(motion, WorldMotion)
-        caption(motion.scene, rng)  # the same draws as when the clip was rendered
+    for i, (motion, _) in enumerate(_draws(seed, n)):
         if motion.scene.objects is None:
             continue
         full = np.asarray(clips[offset + i])
         if motion.scene.style == "noir":  # noir stretches the contrast of the whole frame
             motion = replace(motion, scene=replace(motion.scene, style="photo"))
-            full = np.stack([render_frame(motion, t, BASE_SIZE, BASE_SIZE) for t in ts])
-        bare_motion = replace(motion, scene=replace(motion.scene, objects=None))
-        bare = np.stack([render_frame(bare_motion, t, BASE_SIZE, BASE_SIZE) for t in ts])
+            full = _frames(motion)
+        bare = _frames(replace(motion, scene=replace(motion.scene, objects=None)))
         diff = np.abs(full.astype(np.int16) - bare.astype(np.int16)).max(axis=-1)
         masks[i] = diff > image_data.MASK_THRESHOLD
     return masks
@@ -151,11 +158,7 @@ def clip_masks(
     if (folder / "masks.npy").exists():
         return
     count = len(np.load(folder / "cameras.npy"))
-    chunk = 250
-    jobs = [
-        (str(folder), seed * 100_000 + i, min(chunk, count - i * chunk), i * chunk)
-        for i in range(-(-count // chunk))
-    ]
+    jobs = [(str(folder), *chunk) for chunk in _chunks(count, seed)]
     log(f"masking the objects of {count} clips")
     with ProcessPoolExecutor(workers) as pool:
         masks = np.concatenate(list(pool.map(_mask_clips, jobs)))
@@ -336,8 +339,6 @@ class VideoTrainer:
             log(f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")
 
     def save(self) -> None:
-        from imagineer.train.flow import write_checkpoint
-
         config = json.dumps(asdict(self.cfg), default=str)
         write_checkpoint(self.cfg.run / "checkpoint.pt", self, config=config)
 
@@ -377,7 +378,7 @@ class VideoTrainer:
             while (elapsed := time.perf_counter() - start) < self.cfg.minutes * 60:
                 idx = torch.randint(n, (self.cfg.batch,), generator=self.gen)
                 x0, text, camera = data.batch(idx)
-                text = image_data_drop(text, data.null, self.cfg.caption_dropout, self.gen)
+                text = drop_captions(text, data.null, self.cfg.caption_dropout, self.gen)
                 known, has_end = known_frames(
                     self.cfg.batch, x0.shape[1], self.cfg.end_share, self.cfg.extend_share, self.gen
                 )
@@ -422,12 +423,3 @@ class VideoTrainer:
         if on_checkpoint is not None:
             on_checkpoint(self)
         self.log(f"checkpoint at step {self.step} ({self.seconds / 60:.1f} min trained)")
-
-
-def image_data_drop(
-    text: TextStates, null: TextStates, p: float, gen: torch.Generator
-) -> TextStates:
-    """Caption dropout, as the image model is trained (what guidance needs)."""
-    from imagineer.train.flow import _drop_captions
-
-    return _drop_captions(text, null, p, gen)
