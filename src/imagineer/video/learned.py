@@ -4,10 +4,11 @@ Text-to-video first samples the keyframe with the image model (as Emu Video does
 takes the given image. The video model then makes the base clip at base size (32x32 for a square
 clip) in windows of 16 frames at 6 per second, every frame conditioned on the window's first frame
 (and the end frame for --end and --loop) and on the camera move at the --motion level; a clip
-longer than one window goes on in windows that start from the last frames made. Each base frame is
-upscaled with the image upscaler; the given image's own detail (what the upscaler cannot know) is
-carried along with the camera, so the first frame of an animation is the image itself; then the
-temporal step interpolates to the output rate with the camera's motion compensated.
+longer than one window goes on in windows that start from the last frames made. The motion the
+model drew is estimated from the base frames; the full-size keyframe moves along it with the
+model's change added (or each base frame is upscaled on its own), so the first frame of an
+animation is the image itself; then the temporal step interpolates to the output rate with that
+motion compensated.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ def video_weights_available(folder: Path | None = None) -> str | None:
     return None if path.exists() else f"missing {path.name} (train with `imagineer train video`)"
 
 
+# a given picture: (its base frame index, at base size, at full size, its share of each frame)
+Given = list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
 @dataclasses.dataclass(frozen=True)
 class LearnedConfig:
     """Sampling choices of the trained model (bench/bench_video.py measures them)."""
@@ -108,7 +113,7 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
             model_hash=model_hash,
             notes=(
                 f"{METHOD}: windows of {WINDOW} frames at {self.learned.base_fps:g} per second at "
-                "base size, per-frame upscaling, motion-compensated interpolation",
+                f"base size, {self.learned.detail} detail, interpolation along the drawn motion",
             ),
             frame_counts=FrameCounts(minimum=2),
         )
@@ -211,7 +216,6 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
         steps: int,
     ) -> torch.Tensor:
         """Euler steps from noise to frames; known frames stay clean (t = 0) throughout."""
-        size = fixed.shape[0]
         hold = known.to(fixed.device)[:, None, None, None].float()
         x = hold * fixed + (1 - hold) * noise
         g = self.learned.guidance
@@ -223,7 +227,7 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
             ).chunk(2)
             v = v_uncond + g * (v_cond - v_uncond)
             x = x + (t_next - t) * v * (1 - hold)
-        return x[:size].clamp(-1, 1)
+        return x.clamp(-1, 1)
 
     @torch.no_grad()
     def _full_learned(
@@ -272,13 +276,14 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
         change = base_frames - seen
         chunks = []
         for i in range(0, clip.base, 8):
-            picture = torch.zeros(0)
-            inside = torch.ones(1, dtype=torch.bool)
-            for k, ((_, _, full, share), rel) in enumerate(zip(given, views, strict=True)):
-                moved, within = warp(full, rel[i : i + 8])
-                weight = share[i : i + 8].to(moved.dtype).view(-1, 1, 1, 1)
-                picture = weight * moved if k == 0 else picture + weight * moved
-                inside = within if k == 0 else inside & within
+            moved = [
+                warp(full, rel[i : i + 8]) for (*_, full, _), rel in zip(given, views, strict=True)
+            ]
+            shares = [
+                share[i : i + 8].to(base_frames.dtype).view(-1, 1, 1, 1) for *_, share in given
+            ]
+            picture = torch.stack([w * m for (m, _), w in zip(moved, shares, strict=True)]).sum(0)
+            inside = torch.stack([within for _, within in moved]).all(dim=0)
             enlarged = F.interpolate(
                 change[i : i + 8], size=clip.size, mode="bicubic", align_corners=False
             )
@@ -306,9 +311,6 @@ class LearnedVideoEngine(ZeroShotVideoEngine):
                 weight = share[i : i + 8].to(big.dtype).view(-1, 1, 1, 1) * keep[i : i + 8]
                 big[i : i + 8] += weight * moved
         return big
-
-
-Given = list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def _window_plan(base: int) -> list[tuple[int, int]]:
